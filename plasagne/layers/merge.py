@@ -1,0 +1,3 @@
+"""Placeholder: filled in by the merge work."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Placeholder: filled in by the noise work."""
+
+__all__: list[str] = []
