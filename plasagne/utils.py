@@ -166,12 +166,12 @@ def inspect_kwargs(func: Callable) -> list[str]:
     ]
 
 
-def _accepts_name(func: Callable) -> bool:
+def _accepts_keyword(func: Callable, keyword: str) -> bool:
     try:
         params = inspect.signature(func).parameters
     except (TypeError, ValueError):
         return False
-    if "name" in params and params["name"].kind is not inspect.Parameter.POSITIONAL_ONLY:
+    if keyword in params and params[keyword].kind is not inspect.Parameter.POSITIONAL_ONLY:
         return True
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
@@ -232,7 +232,9 @@ def _describe(spec: Any) -> str:
     return f"{type(spec).__name__} {spec!r}"
 
 
-def create_param(spec: Any, shape: Sequence[int], name: str | None = None) -> Any:
+def create_param(
+    spec: Any, shape: Sequence[int], name: str | None = None, layer: Any = None
+) -> Any:
     """Turn a parameter specification into a shared variable or expression.
 
     Parameters
@@ -243,12 +245,16 @@ def create_param(spec: Any, shape: Sequence[int], name: str | None = None) -> An
           number of dimensions is always checked, its shape wherever it is
           known statically; a shared variable's value shape is checked too);
         * a callable is called with the shape (and ``name=name`` when it
-          accepts a ``name`` keyword), and what it returns goes through the
-          same rules, so it may return an array or an expression.
+          accepts a ``name`` keyword, and ``layer=layer`` when it accepts a
+          ``layer`` keyword), and what it returns goes through the same rules,
+          so it may return an array or an expression.
     shape : tuple of int
         The shape the parameter must have.
     name : str, optional
         Name of a newly created shared variable, also passed to callables.
+    layer : Layer, optional
+        The layer that owns the parameter, passed to callables that accept it
+        (so a prior can depend on the layer's type).
 
     Returns
     -------
@@ -311,10 +317,12 @@ def create_param(spec: Any, shape: Sequence[int], name: str | None = None) -> An
         return pytensor.shared(floatX(spec), name=name, shape=broadcastable_shape)
 
     if callable(spec):
-        if _accepts_name(spec):
-            result = spec(shape, name=name)
-        else:
-            result = spec(shape)
+        kwargs: dict[str, Any] = {}
+        if _accepts_keyword(spec, "name"):
+            kwargs["name"] = name
+        if layer is not None and _accepts_keyword(spec, "layer"):
+            kwargs["layer"] = layer
+        result = spec(shape, **kwargs)
         if isinstance(result, (int, float, np.number)) or (
             hasattr(result, "__array__") and not isinstance(result, (np.ndarray, Variable))
         ):
@@ -324,7 +332,7 @@ def create_param(spec: Any, shape: Sequence[int], name: str | None = None) -> An
                 f"{label}: the callable {spec!r} returned {_describe(result)}; "
                 "expected a numpy array, a shared variable or an expression"
             )
-        return create_param(result, shape, name)
+        return create_param(result, shape, name, layer)
 
     raise ParameterError(
         f"{label}: cannot use {_describe(spec)} as a parameter; expected a numpy array, "

@@ -141,7 +141,7 @@ class Layer:
         """
         full_name = self.param_name(name)
         try:
-            param = create_param(spec, shape, full_name)
+            param = create_param(spec, shape, full_name, layer=self)
         except ParameterError as err:
             raise ParameterError(f"{self._label()}: {err}") from None
         tags["trainable"] = tags.get("trainable", True)
