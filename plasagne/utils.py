@@ -16,7 +16,6 @@ import pytensor
 import pytensor.tensor as pt
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Constant, Variable
-from pytensor.graph.traversal import ancestors
 from pytensor.tensor.type import TensorType
 
 __all__ = [
@@ -217,11 +216,22 @@ def collect_shared_vars(expressions: Any) -> list[SharedVariable]:
     """
     if isinstance(expressions, Variable):
         expressions = [expressions]
-    return [
-        v
-        for v in ancestors(list(expressions))
-        if isinstance(v, SharedVariable) and isinstance(v.type, TensorType)
-    ]
+    # Depth-first, left to right: the order the variables appear when the
+    # expression is read, so `U @ V` lists U before V.
+    found: list[SharedVariable] = []
+    seen: set = set()
+    stack = list(reversed(list(expressions)))
+    while stack:
+        var = stack.pop()
+        if var in seen:
+            continue
+        seen.add(var)
+        if isinstance(var, SharedVariable):
+            if isinstance(var.type, TensorType):
+                found.append(var)
+        elif var.owner is not None:
+            stack.extend(reversed(var.owner.inputs))
+    return found
 
 
 def _describe(spec: Any) -> str:
@@ -230,6 +240,32 @@ def _describe(spec: Any) -> str:
     if isinstance(spec, Variable):
         return f"expression {spec} of type {spec.type}"
     return f"{type(spec).__name__} {spec!r}"
+
+
+def _evaluable_shape(spec: Variable, label: str) -> tuple | None:
+    """The shape of an expression built only from shared variables and constants.
+
+    Such an expression's shape is only known by evaluating it (shared values may
+    change size), which is cheap with the Python linker. Expressions with free
+    inputs return None: their shape is checked when the graph runs.
+    """
+    if isinstance(spec, (SharedVariable, Constant)):
+        return None
+    from pytensor.compile.mode import Mode
+    from pytensor.graph.traversal import graph_inputs
+
+    if not all(isinstance(v, (SharedVariable, Constant)) for v in graph_inputs([spec])):
+        return None
+    try:
+        fn = pytensor.function(
+            [],
+            spec.shape,
+            mode=Mode(linker="py", optimizer="fast_compile"),
+            on_unused_input="ignore",
+        )
+        return tuple(int(d) for d in fn())
+    except Exception as err:  # the expression itself cannot be computed
+        raise ParameterError(f"{label}: the expression {spec} cannot be evaluated: {err}") from None
 
 
 def create_param(
@@ -294,6 +330,11 @@ def create_param(
         if static is not None and any(s is not None and s != e for s, e in zip(static, shape)):
             raise ParameterError(
                 f"{label}: expected shape {shape}, found static shape {tuple(static)}"
+            )
+        known = _evaluable_shape(spec, label)
+        if known is not None and known != shape:
+            raise ParameterError(
+                f"{label}: expected shape {shape}, found expression of shape {known}"
             )
         if isinstance(spec, SharedVariable):
             value_shape = np.shape(spec.get_value(borrow=True, return_internal_type=True))
