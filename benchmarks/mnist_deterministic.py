@@ -17,6 +17,7 @@ import pytensor
 import pytensor.tensor as pt
 
 import plasagne
+from _common import load_mnist_protocol, markdown_table, peak_rss_mb, write_results
 from plasagne.layers import (
     Conv2DLayer,
     DenseLayer,
@@ -26,8 +27,6 @@ from plasagne.layers import (
     get_output,
 )
 from plasagne.nonlinearities import rectify, softmax, tanh
-
-from _common import load_mnist_protocol, markdown_table, peak_rss_mb, write_results
 
 
 def build_mlp(init):
