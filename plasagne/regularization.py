@@ -1,9 +1,9 @@
 """Weight penalties: L1/L2 and helpers that apply them to layers and whole networks.
 
-Penalties apply to the parameters as the layers use them (``unwrap_shared=False``): a
-weight given as ``exp(log_w)`` is penalised on ``exp(log_w)``, the matrix the layer
-multiplies by, not on ``log_w``. For plain shared-variable parameters this is exactly
-Lasagne's behaviour.
+As in Lasagne, penalties apply to the shared variables a network's parameters are made of
+(what ``get_all_params`` returns): a weight given as ``exp(log_w)`` is penalised on
+``log_w``, and a tied weight (``encoder.W.T``) counts once. To penalise an expression as the
+layer uses it, pass it to :func:`apply_penalty` directly.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytensor.tensor as pt
 
-from .layers.helper import get_all_layers
+from .layers.helper import get_all_params
 
 __all__ = [
     "l1",
@@ -74,7 +74,7 @@ def regularize_layer_params(
     """
     tags = {"regularizable": True} if tags is None else tags
     layers = layer if isinstance(layer, (list, tuple)) else [layer]
-    params = [p for lay in layers for p in lay.get_params(unwrap_shared=False, **tags)]
+    params = [p for lay in layers for p in lay.get_params(**tags)]
     return apply_penalty(params, penalty, **kwargs)
 
 
@@ -110,9 +110,4 @@ def regularize_network_params(
     6.0
     """
     tags = {"regularizable": True} if tags is None else tags
-    seen: list = []
-    for lay in get_all_layers(layer):
-        for p in lay.get_params(unwrap_shared=False, **tags):
-            if not any(p is q for q in seen):
-                seen.append(p)
-    return apply_penalty(seen, penalty, **kwargs)
+    return apply_penalty(get_all_params(layer, **tags), penalty, **kwargs)
