@@ -43,12 +43,13 @@ def test_network_penalty_uses_weights_only():
     assert np.isclose(weighted, 0.1 * (Wh**2).sum() + 0.5 * (Wo**2).sum())
 
 
-def test_expression_parameters_are_penalised_as_used():
+def test_expression_parameters_are_penalised_on_their_shared_variables():
     log_w = pytensor.shared(np.random.randn(3, 2))
     layer = DenseLayer(InputLayer((None, 3)), 2, W=pt.exp(log_w))
-    assert np.isclose(
-        regularize_network_params(layer, l2).eval(), (np.exp(log_w.get_value()) ** 2).sum()
-    )
+    assert np.isclose(regularize_network_params(layer, l2).eval(), (log_w.get_value() ** 2).sum())
+    assert np.isclose(regularize_layer_params(layer, l1).eval(), np.abs(log_w.get_value()).sum())
+    # the expression itself, as the layer uses it, through apply_penalty
+    assert np.isclose(apply_penalty(layer.W, l2).eval(), (np.exp(log_w.get_value()) ** 2).sum())
 
 
 def test_tied_weights_count_once():
