@@ -130,7 +130,6 @@ def test_corr_nd_gradients():
 
 def scatter_transposed(x, W, stride, crop):
     """numpy reference for transposed convolution: scatter-add every input pixel's filter."""
-    n = x.ndim - 2
     k = W.shape[2:]
     full = [(i - 1) * s + f for i, s, f in zip(x.shape[2:], stride, k)]
     out = np.zeros((x.shape[0], W.shape[1], *full))
