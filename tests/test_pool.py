@@ -37,7 +37,6 @@ def run(layer, x):
 
 def reference_pool(x, size, stride, pad, ignore_border, mode):
     """Loop over output positions; each window is clipped to the padded or real input."""
-    n = len(size)
     spatial = x.shape[2:]
     outs = []
     for L, s, st_, p in zip(spatial, size, stride, pad):
