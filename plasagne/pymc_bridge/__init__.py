@@ -12,5 +12,7 @@ Examples
 True
 """
 
+from .checkpoint import *  # noqa: F403
+from .fit import *  # noqa: F403
 from .model import *  # noqa: F403
 from .priors import *  # noqa: F403
