@@ -308,15 +308,16 @@ def build_model(
             else:
                 observed = pm.Categorical("y", p=output, observed=target_data, total_size=n_data)
         else:
+            logits = sigmoid_logits(output) if likelihood == "bernoulli" else None
             if output.ndim == y.ndim + 1 and layer.output_shape[-1] == 1:
                 output = output[..., 0]
+                logits = None if logits is None else logits[..., 0]
             if output.ndim != y.ndim:
                 raise ValueError(
                     f"build_model: the {likelihood} likelihood needs an output of y's shape; "
                     f"found output shape {layer.output_shape} for y of shape {y.shape}"
                 )
             if likelihood == "bernoulli":
-                logits = sigmoid_logits(output)
                 if logits is not None:
                     observed = pm.Bernoulli(
                         "y", logit_p=logits, observed=target_data, total_size=n_data
