@@ -109,8 +109,17 @@ def main() -> None:
     for model in ["mlp", "cnn"] if args.model == "both" else [args.model]:
         epochs = args.epochs or (20 if model == "mlp" else 8)
         rows.append(train(model, data, epochs, args.batch_size, args.mode, args.lr, args.seed))
-    columns = ["model", "mode", "dtype", "epochs", "compile_s", "s_per_epoch", "steps_per_s",
-               "test_accuracy", "peak_rss_mb"]
+    columns = [
+        "model",
+        "mode",
+        "dtype",
+        "epochs",
+        "compile_s",
+        "s_per_epoch",
+        "steps_per_s",
+        "test_accuracy",
+        "peak_rss_mb",
+    ]
     print(markdown_table(rows, columns))
     print("wrote", write_results("mnist_deterministic", rows))
 

@@ -1,0 +1,241 @@
+"""Minibatch-ADVI steps per second for the 2016 post's MLP and CNN, with side-by-side references.
+
+In one process run, on the same machine and data:
+- plasagne's streaming ``fit`` (float32, chosen backend);
+- a hand-written PyMC model of the same network (the post's style: pm.Normal weights,
+  ``pm.Minibatch``, ``pm.fit``) in the same dtype, as PyMC users write it today;
+- the float32 GEMM bound: the machine's measured float32 matrix-multiply rate divided by
+  the FLOPs one step needs (forward, weight gradients, input gradients after layer 1);
+- NumPyro SVI with AutoNormal on the same model, when the optional ``bench`` extra is
+  installed (``pip install 'plasagne[bench]'``); otherwise the table says it was skipped.
+
+Steps/s are medians over blocks of iterations, after a warm-up. Prints a markdown table and
+writes benchmarks/results/advi_speed.json.
+
+    python benchmarks/advi_speed.py --models mlp cnn --steps 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from _common import load_mnist_protocol, markdown_table, peak_rss_mb, write_results
+
+
+def dense_flops(batch: int, sizes: list[tuple[int, int]]) -> float:
+    """FLOPs of forward + weight gradients + input gradients (all but the first layer)."""
+    fwd = sum(2 * batch * a * b for a, b in sizes)
+    return 2 * fwd + (fwd - 2 * batch * sizes[0][0] * sizes[0][1])
+
+
+def cnn_flops(batch: int) -> float:
+    conv1 = 2 * batch * 24 * 24 * 32 * 25  # 1 -> 32 channels, 5x5, 24x24 outputs
+    conv2 = 2 * batch * 8 * 8 * 32 * 32 * 25
+    dense = 2 * batch * (512 * 256 + 256 * 10)
+    return 2 * (conv1 + conv2 + dense) + (conv2 + dense)
+
+
+MLP_SIZES = [(784, 800), (800, 800), (800, 10)]
+
+
+def gemm_rate(dtype: str = "float32", repeats: int = 20) -> float:
+    """Measured FLOP/s of a 500x800 @ 800x800 product (the MLP's middle layer)."""
+    a = np.random.rand(500, 800).astype(dtype)
+    b = np.random.rand(800, 800).astype(dtype)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2 * 500 * 800 * 800 / float(np.median(times))
+
+
+def block_rate(times: list[float], block: int = 10) -> float:
+    """Median steps/s over consecutive blocks of iteration end times."""
+    rates = []
+    for i in range(block, len(times), block):
+        rates.append(block / (times[i] - times[i - block]))
+    return float(np.median(rates)) if rates else float("nan")
+
+
+def run_plasagne(model: str, data: dict, steps: int, batch: int, backend: str) -> dict:
+    import pytensor
+
+    from plasagne.models import build_cnn, build_mlp
+    from plasagne.pymc_bridge import GaussWeights, build_model, fit
+
+    X, y = data["x_train"], data["y_train"]
+    builder = build_mlp if model == "mlp" else build_cnn
+    bnet = build_model(builder, X, y, priors=GaussWeights(0.1), batch_size=batch)
+    stamps: list[float] = []
+    result = fit(
+        bnet,
+        X,
+        y,
+        n=steps,
+        mode=backend,
+        random_seed=0,
+        progressbar=False,
+        callbacks=[lambda approx, losses, i: stamps.append(time.perf_counter())],
+    )
+    return {
+        "implementation": f"plasagne fit ({backend})",
+        "dtype": pytensor.config.floatX,
+        "compile_s": result.compile_seconds,
+        "steps_per_s": block_rate(stamps[10:]),
+        "finite": bool(np.isfinite(result.losses).all()),
+    }
+
+
+def run_pymc_hand_written(model: str, data: dict, steps: int, batch: int, backend: str) -> dict:
+    """The post's model written directly in PyMC 6 (MLP only: PyMC has no conv layers)."""
+    import pymc as pm
+    import pytensor
+    import pytensor.tensor as pt
+
+    if model != "mlp":
+        return {"implementation": "hand-written PyMC", "note": "no conv op in PyMC: skipped"}
+    X = data["x_train"].reshape(len(data["x_train"]), -1)
+    y = data["y_train"]
+    rng = np.random.default_rng(0)
+    with pm.Model():
+        xb, yb = pm.Minibatch(X, y, batch_size=batch)
+        act = xb
+        for i, (a, b) in enumerate(MLP_SIZES):
+            w = pm.Normal(f"w{i}", 0, 0.1, shape=(a, b), initval=rng.normal(0, 0.1, (a, b)))
+            bias = pm.Normal(f"b{i}", 0, 0.1, shape=(b,))
+            act = pt.dot(act, w) + bias
+            act = pt.special.softmax(act, axis=-1) if i == 2 else pt.tanh(act)
+        pm.Categorical("out", p=act, observed=yb, total_size=len(y))
+        stamps: list[float] = []
+        t0 = time.perf_counter()
+        approx = pm.fit(
+            steps,
+            method="advi",
+            progressbar=False,
+            random_seed=0,
+            callbacks=[lambda a, l, i: stamps.append(time.perf_counter())],
+            compile_kwargs={"mode": backend},
+        )
+        total = time.perf_counter() - t0
+    return {
+        "implementation": f"hand-written PyMC pm.fit ({backend})",
+        "dtype": pytensor.config.floatX,
+        "compile_s": total - (stamps[-1] - stamps[0]) if stamps else float("nan"),
+        "steps_per_s": block_rate(stamps[10:]),
+        "finite": bool(np.isfinite(approx.hist).all()),
+    }
+
+
+def run_numpyro(model: str, data: dict, steps: int, batch: int) -> dict:
+    try:
+        import jax
+        import jax.numpy as jnp
+        import numpyro
+        import numpyro.distributions as dist
+        from numpyro.infer import SVI, Trace_ELBO
+        from numpyro.infer.autoguide import AutoNormal
+    except ImportError:
+        return {
+            "implementation": "NumPyro AutoNormal",
+            "note": "bench extra not installed: skipped",
+        }
+    if model != "mlp":
+        return {"implementation": "NumPyro AutoNormal", "note": "MLP only in this script"}
+    X = jnp.asarray(data["x_train"].reshape(len(data["x_train"]), -1))
+    y = jnp.asarray(data["y_train"])
+    n = X.shape[0]
+
+    def nn(xb, yb=None):
+        act = xb
+        for i, (a, b) in enumerate(MLP_SIZES):
+            w = numpyro.sample(f"w{i}", dist.Normal(0, 0.1).expand([a, b]).to_event(2))
+            bias = numpyro.sample(f"b{i}", dist.Normal(0, 0.1).expand([b]).to_event(1))
+            act = act @ w + bias
+            act = act if i == 2 else jnp.tanh(act)
+        with numpyro.plate("data", n, subsample_size=xb.shape[0]):
+            numpyro.sample("y", dist.Categorical(logits=act), obs=yb)
+
+    svi = SVI(nn, AutoNormal(nn, init_scale=0.01), numpyro.optim.Adam(0.01), Trace_ELBO())
+    state = svi.init(jax.random.PRNGKey(0), X[:batch], y[:batch])
+    update = jax.jit(svi.update)
+    t0 = time.perf_counter()
+    state, loss = update(state, X[:batch], y[:batch])
+    loss.block_until_ready()
+    compile_s = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    stamps = []
+    for _ in range(steps):
+        idx = rng.integers(0, n, batch)
+        state, loss = update(state, X[idx], y[idx])
+        loss.block_until_ready()
+        stamps.append(time.perf_counter())
+    return {
+        "implementation": "NumPyro AutoNormal (jax, cpu)",
+        "dtype": "float32",
+        "compile_s": compile_s,
+        "steps_per_s": block_rate(stamps[10:]),
+        "finite": bool(np.isfinite(float(loss))),
+    }
+
+
+def main() -> None:
+    import pytensor
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["mlp", "cnn"])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--backend", default="NUMBA")
+    args = parser.parse_args()
+    pytensor.config.floatX = "float32"
+    data = load_mnist_protocol("float32")
+    rate = gemm_rate()
+    rows = []
+    for model in args.models:
+        flops = (
+            dense_flops(args.batch_size, MLP_SIZES)
+            if model == "mlp"
+            else cnn_flops(args.batch_size)
+        )
+        bound = rate / flops
+        entries = [
+            run_plasagne(model, data, args.steps, args.batch_size, args.backend),
+            run_pymc_hand_written(model, data, args.steps, args.batch_size, args.backend),
+            run_numpyro(model, data, args.steps, args.batch_size),
+        ]
+        for entry in entries:
+            entry.update(model=model, gflop_per_step=flops / 1e9, gemm_bound_steps_per_s=bound)
+            if "steps_per_s" in entry:
+                entry["fraction_of_gemm_bound"] = entry["steps_per_s"] / bound
+            rows.append(entry)
+        plas = entries[0]["steps_per_s"]
+        for entry in entries[1:]:
+            if entry.get("steps_per_s"):
+                entry["plasagne_speedup"] = plas / entry["steps_per_s"]
+        print(
+            f"{model}: GEMM {rate / 1e9:.0f} GFLOP/s float32 -> bound {bound:.1f} steps/s",
+            flush=True,
+        )
+    columns = [
+        "model",
+        "implementation",
+        "dtype",
+        "compile_s",
+        "steps_per_s",
+        "gemm_bound_steps_per_s",
+        "fraction_of_gemm_bound",
+        "plasagne_speedup",
+        "note",
+    ]
+    print(markdown_table(rows, columns))
+    print("peak RSS MiB", round(peak_rss_mb()))
+    print("wrote", write_results("advi_speed", rows, {"gemm_gflops_f32": rate / 1e9}))
+
+
+if __name__ == "__main__":
+    main()
