@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 from _common import load_mnist_protocol, markdown_table, peak_rss_mb, write_results
 
 POST = {
