@@ -102,3 +102,22 @@ def test_networks_of_different_structure_are_refused():
     other = DenseLayer(InputLayer((None, 4)), 3)
     with pytest.raises(ValueError, match="networks differ"):
         warm_start(bnet, other)
+
+
+@pytest.mark.parametrize("method", ["advi", "map"])
+def test_bayesian_last_layer_trains_the_point_estimate_layers_too(method):
+    from plasagne.pymc_bridge import PriorMap
+    from plasagne.pymc_bridge.fit import point_estimate_params
+
+    X, y = data(n=200)
+    plasagne.random.set_rng(np.random.RandomState(0))
+    priors = PriorMap({"out.*": GaussWeights(1.0)}, default=det_init)
+    bnet = build_model(build, X, y, priors=priors, batch_size=50)
+    assert sorted(v.name for v in bnet.model.free_RVs) == ["out.W", "out.b"]
+    hidden = point_estimate_params(bnet)
+    assert [p.name for p in hidden] == ["hid.W", "hid.b"]
+    before = [p.get_value().copy() for p in hidden]
+    result = fit(bnet, X, y, n=300, method=method, learning_rate=0.05, progressbar=False, random_seed=0)
+    assert all(not np.allclose(b, p.get_value()) for b, p in zip(before, hidden))
+    probs = predict_proba(bnet, result, X, draws=20, random_seed=1)
+    assert (probs.argmax(1) == y).mean() > 0.85

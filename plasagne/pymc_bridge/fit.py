@@ -30,7 +30,15 @@ from .checkpoint import (
 )
 from .model import BayesianNetwork
 
-__all__ = ["fit", "FitResult", "MAPEstimate", "BatchStream", "resolve_mode", "METHODS"]
+__all__ = [
+    "point_estimate_params",
+    "fit",
+    "FitResult",
+    "MAPEstimate",
+    "BatchStream",
+    "resolve_mode",
+    "METHODS",
+]
 
 METHODS = ("advi", "fullrank_advi", "svgd", "map")
 
@@ -278,6 +286,32 @@ def _make_optimizer(optimizer: Any, learning_rate: float) -> Callable:
     return optimizer
 
 
+def point_estimate_params(bnet: BayesianNetwork) -> list:
+    """The network's trainable shared variables: parameters left as point estimates.
+
+    A network that is Bayesian only in some layers (see ``PriorMap``) keeps its other
+    parameters as shared variables; :func:`fit` optimises them together with the
+    approximation (or the MAP estimate), on the same objective.
+
+    Examples
+    --------
+    >>> from plasagne.layers import InputLayer, DenseLayer
+    >>> from plasagne.pymc_bridge import GaussWeights, PriorMap, build_model
+    >>> import plasagne
+    >>> def build(p):
+    ...     h = DenseLayer(InputLayer((None, 2)), 3, W=p, b=p, name="h")
+    ...     return DenseLayer(h, 2, W=p, b=p, nonlinearity=plasagne.nonlinearities.softmax,
+    ...                       name="out")
+    >>> priors = PriorMap({"out.*": GaussWeights()}, default=np.zeros)
+    >>> bnet = build_model(build, np.zeros((4, 2)), np.array([0, 1, 0, 1]), priors=priors)
+    >>> [p.name for p in point_estimate_params(bnet)]
+    ['h.W', 'h.b']
+    """
+    from ..layers.helper import get_all_params
+
+    return get_all_params(bnet.network, trainable=True)
+
+
 def _compile_map(
     bnet: BayesianNetwork, start: dict, optimizer: Callable, mode: Mode | None, seed: int
 ) -> tuple[MAPEstimate, Any]:
@@ -286,7 +320,7 @@ def _compile_map(
     with model:
         logp = model.logp(jacobian=False)
     loss = -graph_replace(logp, estimate.replacements(), strict=False)
-    updates = optimizer(loss, estimate.params)
+    updates = optimizer(loss, estimate.params + point_estimate_params(bnet))
     step = pm.pytensorf.compile([], loss, updates=updates, random_seed=seed, mode=mode)
     return estimate, step
 
@@ -443,6 +477,8 @@ def fit(
                 "score": has_loss,
                 "compile_kwargs": {"mode": compiled_mode} if compiled_mode is not None else {},
             }
+            if point_estimate_params(bnet):
+                kwargs["more_obj_params"] = point_estimate_params(bnet)
             if method == "svgd":
                 kwargs["test_optimizer"] = opt
             else:
