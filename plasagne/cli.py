@@ -446,6 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     except CLIError as err:
         print(f"plasagne: error: {err}", file=sys.stderr)
         return 2
+    except ImportError as err:
+        print(f"plasagne: error: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("plasagne: interrupted", file=sys.stderr)
         return 130
