@@ -97,7 +97,7 @@ def train(model: str, data: dict, epochs: int, batch_size: int, mode: str, lr: f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=["mlp", "cnn", "both"], default="both")
-    parser.add_argument("--epochs", type=int, default=None, help="default: 20 (MLP), 8 (CNN)")
+    parser.add_argument("--epochs", type=int, default=None, help="default: 20 (MLP), 12 (CNN)")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--mode", default="NUMBA", help="pytensor mode: NUMBA, CVM (C), JAX")
@@ -107,7 +107,7 @@ def main() -> None:
     data = load_mnist_protocol(pytensor.config.floatX)
     rows = []
     for model in ["mlp", "cnn"] if args.model == "both" else [args.model]:
-        epochs = args.epochs or (20 if model == "mlp" else 8)
+        epochs = args.epochs or (20 if model == "mlp" else 12)
         rows.append(train(model, data, epochs, args.batch_size, args.mode, args.lr, args.seed))
     columns = [
         "model",

@@ -41,7 +41,7 @@ def run(
     t_fit = time.perf_counter() - t_start
     t0 = time.perf_counter()
     per_draw = PosteriorPredictive(
-        bnet, result, draws_per_call=10, mode=backend, random_seed=1
+        bnet, result, draws_per_call=1, mode=backend, random_seed=1
     ).draws(data["x_test"], draws)
     predict_s = time.perf_counter() - t0
     labels = sample_labels(per_draw, random_seed=2)

@@ -275,7 +275,7 @@ def _evaluate(
     pp = PosteriorPredictive(
         bnet,
         result,
-        draws_per_call=10,
+        draws_per_call=1,
         mode=BACKENDS[config["backend"]],
         random_seed=config["seed"] + 1,
     )
