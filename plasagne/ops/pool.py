@@ -10,8 +10,9 @@ needed: with ``pad > 0``, or with ``ignore_border=False`` when a partial window 
 
 Non-overlapping pools (``stride == pool_size``, the MNIST CNN's ``2 x 2``) take the same
 path, with no padding at all. On a ``(256, 32, 24, 24)`` float32 input this measured
-faster than reshaping the axis into ``(out, pool_size)`` and reducing (forward 2.7 ms
-against 16.5 ms, forward plus gradient 34 ms against 40 ms, Numba and C backends alike).
+faster than reshaping each window into its own axis and reducing (forward 2.7 ms against
+16.5 ms, forward plus gradient 34 ms against 40 ms, Numba and C backends alike); in a
+whole MNIST CNN training step (batch 500, Numba) the two were equal (0.40 s CPU time).
 
 To use a faster kernel, replace :func:`pool_nd` (keeping its signature); the layers in
 :mod:`plasagne.layers.pool` call nothing else for window pooling.
