@@ -150,9 +150,13 @@ def _check_choices(model: str, method: str, backend: str) -> None:
 
 
 def _build(config: dict, X: Any, y: Any) -> Any:
+    import numpy as np
+
     from .models import MODELS, default_prior
     from .pymc_bridge import build_model
+    from .random import set_rng
 
+    set_rng(np.random.RandomState(config["seed"]))  # initial weights follow --seed
     builder = MODELS[config["model"]]
     return build_model(
         builder,
@@ -186,6 +190,7 @@ def train(args: argparse.Namespace) -> int:
         if args.out is None:
             raise CLIError("train needs --out DIR (or --resume DIR)")
         out = Path(args.out)
+        args.model = args.model or "mlp"
         config = {
             k: getattr(args, k)
             for k in (

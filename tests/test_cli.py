@@ -1,0 +1,220 @@
+"""The command line, run as a subprocess on tiny data the tests write."""
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from plasagne import datasets
+
+
+def tiny_npz(path, n_train=120, n_test=40, seed=0):
+    rng = np.random.default_rng(seed)
+    sample = datasets.load_mnist_sample()
+    np.savez(
+        path,
+        x_train=(sample.x_train[:n_train, 0] * 255).round().astype(np.uint8),
+        y_train=sample.y_train[:n_train].astype(np.uint8),
+        x_test=(sample.x_test[:n_test, 0] * 255).round().astype(np.uint8),
+        y_test=sample.y_test[:n_test].astype(np.uint8),
+    )
+    _ = rng
+    return path
+
+
+def plasagne(*args, timeout=600):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run(
+        [sys.executable, "-m", "plasagne", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+FAST = [
+    "--backend",
+    "fast_compile",
+    "--batch-size",
+    "40",
+    "--draws",
+    "5",
+    "--no-progress",
+    "--checkpoint-every",
+    "5",
+]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return tiny_npz(tmp_path_factory.mktemp("data") / "tiny.npz")
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "mlp"
+    res = plasagne(
+        "train", "--model", "mlp", "--data", data, "--iterations", 12, "--out", out, *FAST
+    )
+    assert res.returncode == 0, res.stderr
+    return out, res
+
+
+def test_train_writes_every_file_and_consistent_metrics(trained):
+    out, res = trained
+    assert "test accuracy" in res.stdout
+    for name in [
+        "config.json",
+        "checkpoint.npz",
+        "losses.npy",
+        "predictions.npz",
+        "metrics.json",
+        "report.md",
+        "elbo.png",
+        "confusion.png",
+        "uncertainty.png",
+        "reliability.png",
+        "uncertain.png",
+    ]:
+        assert (out / name).stat().st_size > 0, name
+    metrics = json.loads((out / "metrics.json").read_text())
+    with np.load(out / "predictions.npz") as pred:
+        probs, labels, y = pred["per_draw_probs"], pred["sampled_labels"], pred["y_test"]
+    mean = probs.mean(0)
+    assert probs.shape == (5, 40, 10)
+    assert np.isclose(metrics["accuracy"], np.mean(mean.argmax(1) == y))
+    assert np.isclose(metrics["nll"], -np.mean(np.log(np.clip(mean[np.arange(40), y], 1e-12, 1))))
+    modes = [np.bincount(labels[:, i], minlength=10).argmax() for i in range(40)]
+    assert np.isclose(metrics["accuracy_mode"], np.mean(np.array(modes) == y))
+    assert metrics["timings"]["iterations"] == 12 and metrics["seed"] == 0
+    assert set(metrics["versions"]) >= {"plasagne", "pytensor", "pymc", "numpy"}
+    assert len(np.load(out / "losses.npy")) == 12
+
+
+def test_evaluate_recomputes_the_same_predictions(trained, data):
+    out, _ = trained
+    before = json.loads((out / "metrics.json").read_text())
+    res = plasagne("evaluate", out, "--data", data, "--no-progress")
+    assert res.returncode == 0, res.stderr
+    after = json.loads((out / "metrics.json").read_text())
+    for key in ["accuracy", "accuracy_mode", "nll", "ece"]:
+        assert np.isclose(before[key], after[key]), key
+
+
+def test_resume_continues_exactly(data, tmp_path):
+    full = tmp_path / "full"
+    part = tmp_path / "part"
+    assert (
+        plasagne("train", "--data", data, "--iterations", 10, "--out", full, *FAST).returncode == 0
+    )
+    assert (
+        plasagne("train", "--data", data, "--iterations", 6, "--out", part, *FAST).returncode == 0
+    )
+    res = plasagne("train", "--resume", part, "--iterations", 10, "--no-progress")
+    assert res.returncode == 0, res.stderr
+    with np.load(full / "checkpoint.npz") as a, np.load(part / "checkpoint.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_ctrl_c_writes_a_checkpoint_and_resume_finishes(data, tmp_path):
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "plasagne",
+            "train",
+            "--data",
+            str(data),
+            "--iterations",
+            "100000",
+            "--out",
+            str(out),
+            *FAST,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.time() + 300
+    while not (out / "checkpoint.npz").exists() and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    assert (out / "checkpoint.npz").exists() and not (out / "metrics.json").exists()
+    res = plasagne("train", "--resume", out, "--iterations", 30, "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((out / "metrics.json").read_text())["timings"]["iterations"] == 30
+
+
+def bad_data(tmp_path):
+    sample = dict(np.load(tiny_npz(tmp_path / "ok.npz")))
+    cases = {}
+    truncated = tmp_path / "truncated"
+    truncated.mkdir()
+    for key, fname in datasets.IDX_FILES.items():
+        arr = sample[key]
+        header = bytes([0, 0, 8, arr.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in arr.shape)
+        blob = header + arr.tobytes()
+        (truncated / fname).write_bytes(
+            gzip.compress(blob[: len(blob) // 2] if key == "x_test" else blob)
+        )
+    cases["truncated"] = (truncated, "truncated data")
+    np.savez(tmp_path / "shape.npz", **dict(sample, x_train=np.zeros((10, 20, 20), np.uint8)))
+    cases["shape"] = (tmp_path / "shape.npz", "28, 28")
+    np.savez(tmp_path / "labels.npz", **dict(sample, y_test=np.full(40, 12, np.uint8)))
+    cases["labels"] = (tmp_path / "labels.npz", "digits 0-9")
+    (tmp_path / "corrupt.npz").write_bytes(b"not a zip")
+    cases["corrupt"] = (tmp_path / "corrupt.npz", "npz")
+    cases["missing"] = (tmp_path / "nope.npz", "does not exist")
+    return cases
+
+
+@pytest.mark.parametrize("case", ["truncated", "shape", "labels", "corrupt", "missing"])
+def test_bad_data_gives_one_line_errors(tmp_path, case):
+    path, message = bad_data(tmp_path)[case]
+    out = tmp_path / "out"
+    res = plasagne("train", "--data", path, "--iterations", 2, "--out", out, *FAST)
+    assert res.returncode == 2
+    assert res.stderr.startswith("plasagne: error:") and message in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+    assert not (out / "metrics.json").exists() and not (out / "report.md").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "resnet"], "unknown model 'resnet'"),
+        (["--backend", "cuda"], "unknown backend 'cuda'"),
+        (["--method", "nuts"], "unknown method 'nuts'"),
+    ],
+)
+def test_bad_choices(data, tmp_path, args, message):
+    res = plasagne("train", "--data", data, "--out", tmp_path / "o", *args)
+    assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr
+
+
+def test_unwritable_output_and_foreign_checkpoint(data, trained, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = plasagne("train", "--data", data, "--out", blocker / "sub", *FAST)
+    assert res.returncode == 2 and "cannot write to output directory" in res.stderr
+    out, _ = trained
+    res = plasagne("train", "--resume", out, "--model", "cnn", "--iterations", 20)
+    assert res.returncode == 2 and "from model 'mlp', not 'cnn'" in res.stderr
+    res = plasagne("evaluate", tmp_path)
+    assert res.returncode == 2 and "not a plasagne run directory" in res.stderr
