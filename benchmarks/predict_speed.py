@@ -15,8 +15,6 @@ import argparse
 import time
 import tracemalloc
 
-import numpy as np
-
 from _common import load_mnist_protocol, markdown_table, write_results
 
 TARGETS = {"mlp": 10.0, "cnn": 60.0}
