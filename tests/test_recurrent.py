@@ -297,3 +297,26 @@ def test_pymc_random_variable_as_recurrent_weight():
     assert "rnn.W_in_to_hid" in model.named_vars
     assert all(p is not w for p in get_all_params(layer))
     assert w in set(ancestors([get_output(layer)]))
+
+
+def test_bayesian_gru_with_named_priors_fits():
+    from plasagne.pymc_bridge import GaussWeights, build_model, fit
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3, 1))
+    y = X[:, :, 0].sum(1)
+
+    def build(prior):
+        gate = Gate(W_in=prior, W_hid=prior, b=prior, W_cell=None)
+        rnn = GRULayer(InputLayer((None, 3, 1)), 4, resetgate=gate, updategate=gate,
+                       hidden_update=Gate(W_in=prior, W_hid=prior, b=prior, W_cell=None,
+                                          nonlinearity=nonlinearities.tanh),
+                       only_return_final=True, name="gru")
+        return DenseLayer(rnn, 1, W=prior, b=prior, nonlinearity=None, name="out")
+
+    bnet = build_model(build, X, y, "normal", priors=GaussWeights(1.0), batch_size=20)
+    names = set(bnet.model.named_vars)
+    assert {"gru.W_in_to_resetgate", "gru.W_hid_to_updategate", "gru.b_hidden_update", "out.W"} <= names
+    result = fit(bnet, X, y, n=150, learning_rate=0.05, progressbar=False, random_seed=0)
+    assert np.isfinite(result.losses).all()
+    assert result.losses[-20:].mean() < result.losses[:20].mean()

@@ -14,6 +14,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 from pytensor.gradient import grad_clip
+from pytensor.graph.replace import graph_replace
 
 from .. import init, nonlinearities
 from ..utils import unroll_scan
@@ -76,30 +77,41 @@ class _RecurrentBase(MergeLayer):
         param = getattr(self, name)
         return pt.dot(pt.ones((num_batch, 1), dtype=param.dtype), param)
 
-    def _scan(self, step: Any, sequences: list, outputs_info: list, n_steps: Any) -> list:
-        k = len(outputs_info)
+    def _scan(self, step: Any, sequences: list, outputs_info: list, non_sequences: list) -> list:
+        """Run ``step(*sequence_slices, *states, *non_sequences)`` over time.
+
+        Parameters enter the inner graph only as explicit non-sequences: a parameter that
+        is an expression (a PyMC random variable, ``exp(log_w)``...) must stay outside the
+        scan, or PyMC would find random variables inside its log-probability graph.
+        """
+        n_seq, k = len(sequences), len(outputs_info)
 
         def typed_step(*args: Any) -> list:
-            # keep each new state's static shape equal to the previous one (a 1-unit state
-            # is broadcastable in its initial value but not after a dot product)
+            # keep each new state's static shape equal to the previous one
             outs = step(*args)
             outs = outs if isinstance(outs, (list, tuple)) else [outs]
-            return [pt.specify_shape(o, p.type.shape) for o, p in zip(outs, args[-k:])]
+            states = args[n_seq : n_seq + k]
+            return [pt.specify_shape(o, p.type.shape) for o, p in zip(outs, states)]
 
         if self.unroll_scan:
             return unroll_scan(
-                step, sequences, outputs_info, [], self.input_shapes[0][1], self.backwards
+                typed_step,
+                sequences,
+                outputs_info,
+                non_sequences,
+                self.input_shapes[0][1],
+                self.backwards,
             )
-        outputs = pytensor.scan(
-            step,
+        return pytensor.scan(
+            typed_step,
             sequences=sequences,
             outputs_info=outputs_info,
+            non_sequences=non_sequences,
             go_backwards=self.backwards,
             truncate_gradient=self.gradient_steps,
             return_updates=False,
             return_list=True,
         )
-        return outputs
 
     def _finish(self, hid_out: Any) -> Any:
         if self.only_return_final:
@@ -208,24 +220,37 @@ class CustomRecurrentLayer(_RecurrentBase):
             pre = get_output(self.input_to_hidden, {self._in_input: flat}, **kwargs)
             input = pre.reshape((seq_len, num_batch, self.num_units))
 
-        def step(input_n: Any, hid_previous: Any) -> Any:
+        inner_layers = [self.hidden_to_hidden]
+        if not self.precompute_input:
+            inner_layers.append(self.input_to_hidden)
+        params = [
+            p
+            for lay in inner_layers
+            for sub in get_all_layers(lay)
+            for p in sub.get_params(unwrap_shared=False)
+        ]
+
+        def step(input_n: Any, hid_previous: Any, *inner_params: Any) -> Any:
             hid_pre = get_output(self.hidden_to_hidden, hid_previous, **kwargs)
             if not self.precompute_input:
                 input_n = get_output(self.input_to_hidden, {self._in_input: input_n}, **kwargs)
             hid_pre = hid_pre + input_n
             if self.grad_clipping:
                 hid_pre = grad_clip(hid_pre, -self.grad_clipping, self.grad_clipping)
-            return self.nonlinearity(hid_pre)
+            out = self.nonlinearity(hid_pre)
+            if params:
+                out = graph_replace(out, dict(zip(params, inner_params)), strict=False)
+            return out
 
-        def step_masked(input_n: Any, mask_n: Any, hid_previous: Any) -> Any:
-            return pt.switch(mask_n, step(input_n, hid_previous), hid_previous)
+        def step_masked(input_n: Any, mask_n: Any, hid_previous: Any, *inner: Any) -> Any:
+            return pt.switch(mask_n, step(input_n, hid_previous, *inner), hid_previous)
 
         hid_init = self._initial("hid_init", given, num_batch)
         if mask is not None:
             mask = mask.dimshuffle(1, 0, "x")
-            (hid_out,) = self._scan(step_masked, [input, mask], [hid_init], seq_len)
+            (hid_out,) = self._scan(step_masked, [input, mask], [hid_init], params)
         else:
-            (hid_out,) = self._scan(step, [input], [hid_init], seq_len)
+            (hid_out,) = self._scan(step, [input], [hid_init], params)
         return self._finish(hid_out)
 
 
@@ -369,14 +394,14 @@ class _GatedLayer(_RecurrentBase):
     def _gate(self, x: Any, n: int) -> Any:
         return x[:, n * self.num_units : (n + 1) * self.num_units]
 
-    def _prepare(self, input: Any) -> tuple[Any, Any, Any, Any, Any]:
+    def _prepare(self, input: Any) -> tuple[Any, Any, Any, tuple[Any, Any, Any]]:
         if input.ndim > 3:
             input = input.flatten(3)
         input = input.dimshuffle(1, 0, 2)
         W_in, W_hid, b = self._stacked()
         if self.precompute_input:
             input = pt.dot(input, W_in) + b
-        return input, input.shape[0], input.shape[1], (W_in, W_hid, b), None
+        return input, input.shape[0], input.shape[1], (W_in, W_hid, b)
 
 
 class LSTMLayer(_GatedLayer):
@@ -448,9 +473,25 @@ class LSTMLayer(_GatedLayer):
 
     def get_output_for(self, inputs: list, **kwargs: Any) -> Any:
         input, mask, given = self._split_inputs(inputs)
-        input, seq_len, num_batch, (W_in, W_hid, b), _ = self._prepare(input)
+        input, seq_len, num_batch, (W_in, W_hid, b) = self._prepare(input)
 
-        def step(input_n: Any, cell_previous: Any, hid_previous: Any) -> list:
+        peeps = (
+            [self.W_cell_to_ingate, self.W_cell_to_forgetgate, self.W_cell_to_outgate]
+            if self.peepholes
+            else [None, None, None]
+        )
+        non_seqs = [W_in, W_hid, b] + (peeps if self.peepholes else [])
+
+        def step(
+            input_n: Any,
+            cell_previous: Any,
+            hid_previous: Any,
+            W_in: Any,
+            W_hid: Any,
+            b: Any,
+            *peep: Any,
+        ) -> list:
+            w_ci, w_cf, w_co = peep if self.peepholes else (None, None, None)
             if not self.precompute_input:
                 input_n = pt.dot(input_n, W_in) + b
             gates = input_n + pt.dot(hid_previous, W_hid)
@@ -459,28 +500,30 @@ class LSTMLayer(_GatedLayer):
             ingate, forgetgate = self._gate(gates, 0), self._gate(gates, 1)
             cell_input, outgate = self._gate(gates, 2), self._gate(gates, 3)
             if self.peepholes:
-                ingate = ingate + cell_previous * self.W_cell_to_ingate
-                forgetgate = forgetgate + cell_previous * self.W_cell_to_forgetgate
+                ingate = ingate + cell_previous * w_ci
+                forgetgate = forgetgate + cell_previous * w_cf
             ingate = self.nonlinearity_ingate(ingate)
             forgetgate = self.nonlinearity_forgetgate(forgetgate)
             cell_input = self.nonlinearity_cell(cell_input)
             cell = forgetgate * cell_previous + ingate * cell_input
             if self.peepholes:
-                outgate = outgate + cell * self.W_cell_to_outgate
+                outgate = outgate + cell * w_co
             outgate = self.nonlinearity_outgate(outgate)
             return [cell, outgate * self.nonlinearity(cell)]
 
-        def step_masked(input_n: Any, mask_n: Any, cell_previous: Any, hid_previous: Any) -> list:
-            cell, hid = step(input_n, cell_previous, hid_previous)
+        def step_masked(
+            input_n: Any, mask_n: Any, cell_previous: Any, hid_previous: Any, *inner: Any
+        ) -> list:
+            cell, hid = step(input_n, cell_previous, hid_previous, *inner)
             return [pt.switch(mask_n, cell, cell_previous), pt.switch(mask_n, hid, hid_previous)]
 
         cell_init = self._initial("cell_init", given, num_batch)
         hid_init = self._initial("hid_init", given, num_batch)
         if mask is not None:
             mask = mask.dimshuffle(1, 0, "x")
-            _, hid_out = self._scan(step_masked, [input, mask], [cell_init, hid_init], seq_len)
+            _, hid_out = self._scan(step_masked, [input, mask], [cell_init, hid_init], non_seqs)
         else:
-            _, hid_out = self._scan(step, [input], [cell_init, hid_init], seq_len)
+            _, hid_out = self._scan(step, [input], [cell_init, hid_init], non_seqs)
         return self._finish(hid_out)
 
 
@@ -536,9 +579,9 @@ class GRULayer(_GatedLayer):
 
     def get_output_for(self, inputs: list, **kwargs: Any) -> Any:
         input, mask, given = self._split_inputs(inputs)
-        input, seq_len, num_batch, (W_in, W_hid, b), _ = self._prepare(input)
+        input, seq_len, num_batch, (W_in, W_hid, b) = self._prepare(input)
 
-        def step(input_n: Any, hid_previous: Any) -> Any:
+        def step(input_n: Any, hid_previous: Any, W_in: Any, W_hid: Any, b: Any) -> Any:
             hid_input = pt.dot(hid_previous, W_hid)
             if self.grad_clipping:
                 input_n = grad_clip(input_n, -self.grad_clipping, self.grad_clipping)
@@ -557,13 +600,13 @@ class GRULayer(_GatedLayer):
             hidden_update = self.nonlinearity_hidden_update(hidden_update)
             return (1 - updategate) * hid_previous + updategate * hidden_update
 
-        def step_masked(input_n: Any, mask_n: Any, hid_previous: Any) -> Any:
-            return pt.switch(mask_n, step(input_n, hid_previous), hid_previous)
+        def step_masked(input_n: Any, mask_n: Any, hid_previous: Any, *inner: Any) -> Any:
+            return pt.switch(mask_n, step(input_n, hid_previous, *inner), hid_previous)
 
         hid_init = self._initial("hid_init", given, num_batch)
         if mask is not None:
             mask = mask.dimshuffle(1, 0, "x")
-            (hid_out,) = self._scan(step_masked, [input, mask], [hid_init], seq_len)
+            (hid_out,) = self._scan(step_masked, [input, mask], [hid_init], [W_in, W_hid, b])
         else:
-            (hid_out,) = self._scan(step, [input], [hid_init], seq_len)
+            (hid_out,) = self._scan(step, [input], [hid_init], [W_in, W_hid, b])
         return self._finish(hid_out)
