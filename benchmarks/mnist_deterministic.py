@@ -46,14 +46,24 @@ def build_cnn(init):
     return DenseLayer(net, 10, W=init, nonlinearity=softmax, name="out")
 
 
-def train(model: str, data: dict, epochs: int, batch_size: int, mode: str, lr: float, seed: int):
+def train(
+    model: str,
+    data: dict,
+    epochs: int,
+    batch_size: int,
+    mode: str,
+    lr: float,
+    seed: int,
+    lr_decay: float = 1.0,
+):
     plasagne.random.set_rng(np.random.RandomState(seed))
     net = (build_mlp if model == "mlp" else build_cnn)(plasagne.init.GlorotUniform())
     x, y = pt.tensor4("x"), pt.ivector("y")
     probs = get_output(net, x)
     loss = plasagne.objectives.categorical_crossentropy(probs, y).mean()
     params = get_all_params(net, trainable=True)
-    updates = plasagne.updates.adam(loss, params, learning_rate=lr)
+    learning_rate = pytensor.shared(np.asarray(lr, dtype=pytensor.config.floatX))
+    updates = plasagne.updates.adam(loss, params, learning_rate=learning_rate)
     test_probs = get_output(net, x, deterministic=True)
     t0 = time.perf_counter()
     step = pytensor.function([x, y], loss, updates=updates, mode=mode)
@@ -75,6 +85,9 @@ def train(model: str, data: dict, epochs: int, batch_size: int, mode: str, lr: f
             for idx in np.array_split(order, n // batch_size)
         ]
         epoch_times.append(time.perf_counter() - t0)
+        learning_rate.set_value(
+            learning_rate.get_value() * np.asarray(lr_decay, dtype=learning_rate.dtype)
+        )
         print(
             f"{model} epoch {epoch + 1}/{epochs}: loss {np.mean(losses):.4f}, "
             f"val acc {accuracy(data['x_val'], data['y_val']):.4f}, {epoch_times[-1]:.1f} s",
@@ -86,6 +99,8 @@ def train(model: str, data: dict, epochs: int, batch_size: int, mode: str, lr: f
         "dtype": pytensor.config.floatX,
         "epochs": epochs,
         "batch_size": batch_size,
+        "lr": lr,
+        "lr_decay": lr_decay,
         "compile_s": compile_s,
         "s_per_epoch": float(np.median(epoch_times)),
         "steps_per_s": float((n // batch_size) / np.median(epoch_times)),
@@ -100,6 +115,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="default: 20 (MLP), 12 (CNN)")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr-decay", type=float, default=1.0, help="factor per epoch")
     parser.add_argument("--mode", default="NUMBA", help="pytensor mode: NUMBA, CVM (C), JAX")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
@@ -108,7 +124,11 @@ def main() -> None:
     rows = []
     for model in ["mlp", "cnn"] if args.model == "both" else [args.model]:
         epochs = args.epochs or (20 if model == "mlp" else 12)
-        rows.append(train(model, data, epochs, args.batch_size, args.mode, args.lr, args.seed))
+        rows.append(
+            train(
+                model, data, epochs, args.batch_size, args.mode, args.lr, args.seed, args.lr_decay
+            )
+        )
     columns = [
         "model",
         "mode",
