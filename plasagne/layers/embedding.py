@@ -11,17 +11,34 @@ __all__ = ["EmbeddingLayer"]
 
 
 class EmbeddingLayer(Layer):
-    """Map integer inputs in ``[0, input_size)`` to rows of ``W`` (input_size, output_size).
+    """Map integer inputs in ``[0, input_size)`` to rows of a matrix ``W``.
 
-    The output has the input's shape plus a trailing axis of ``output_size``.
+    The output is ``W[input]``: the input's shape with a trailing axis of
+    ``output_size`` appended.
+
+    Parameters
+    ----------
+    incoming : Layer or tuple
+        The layer feeding into this one (its output must be an integer tensor of any
+        shape), or the expected input shape.
+    input_size : int
+        Number of distinct indices (rows of ``W``).
+    output_size : int
+        Size of each embedding vector (columns of ``W``).
+    W : array, shared variable, expression or callable
+        The embedding matrix of shape ``(input_size, output_size)``; any expression of
+        that shape (e.g. a PyMC random variable) is accepted.
 
     Examples
     --------
-    >>> from plasagne.layers import InputLayer, EmbeddingLayer
-    >>> import pytensor.tensor as pt
-    >>> l_in = InputLayer((None, 7), input_var=pt.imatrix())
-    >>> EmbeddingLayer(l_in, input_size=100, output_size=16).output_shape
-    (None, 7, 16)
+    >>> from plasagne.layers import InputLayer, EmbeddingLayer, get_output
+    >>> l_in = InputLayer((None, 3), input_var=pt.imatrix())
+    >>> layer = EmbeddingLayer(l_in, input_size=4, output_size=2, W=np.arange(8.0).reshape(4, 2))
+    >>> layer.output_shape
+    (None, 3, 2)
+    >>> f = pytensor.function([l_in.input_var], get_output(layer))
+    >>> f(np.array([[0, 3, 1]], dtype="int32")).tolist()
+    [[[0.0, 1.0], [6.0, 7.0], [2.0, 3.0]]]
     """
 
     def __init__(
@@ -33,6 +50,9 @@ class EmbeddingLayer(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(incoming, **kwargs)
+        for what, value in (("input_size", input_size), ("output_size", output_size)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"{self._label()}: {what} must be a positive int, found {value!r}")
         self.input_size = int(input_size)
         self.output_size = int(output_size)
         self.W = self.add_param(W, (self.input_size, self.output_size), name="W")
@@ -43,7 +63,7 @@ class EmbeddingLayer(Layer):
     def get_output_for(self, input: Any, **kwargs: Any) -> Any:
         if not input.dtype.startswith(("int", "uint")):
             raise TypeError(
-                f"{self._label()}: expected integer indices, got input of dtype {input.dtype}; "
-                "give the InputLayer an integer input_var (e.g. pt.imatrix())"
+                f"{self._label()}: expected integer indices, found input of dtype "
+                f"{input.dtype}; give the InputLayer an integer input_var (e.g. pt.imatrix())"
             )
         return self.W[input]

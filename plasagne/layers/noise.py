@@ -1,8 +1,10 @@
 """Noise layers: dropout in its variants and additive Gaussian noise.
 
 Noise is drawn only in training; ``get_output(..., deterministic=True)`` passes the input
-through. Each layer seeds its own random stream from :func:`plasagne.random.get_rng` when
-built, and a plain ``pytensor.function`` draws fresh noise on every call.
+through. Each layer creates its own random stream with
+:func:`plasagne.random.new_random_stream` when built (so networks built after
+``plasagne.random.set_rng(np.random.RandomState(seed))`` draw the same noise), and a plain
+``pytensor.function`` draws fresh noise on every call.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytensor.tensor as pt
+from pytensor.graph.basic import Variable
 
 from ..random import new_random_stream
 from .base import Layer
@@ -25,22 +28,35 @@ __all__ = [
 
 
 class DropoutLayer(Layer):
-    """Set inputs to zero with probability ``p``, scaling the rest by ``1 / (1 - p)``.
+    """Set input values to zero with probability ``p`` in training.
 
     Parameters
     ----------
+    incoming : Layer or tuple
+        The layer feeding into this one, or the expected input shape.
     p : float or scalar expression
-        Probability of dropping an input.
+        Probability of dropping a value; a number must lie in ``[0, 1)``. A symbolic
+        scalar (e.g. a shared variable, to anneal it) is used as given.
     rescale : bool
-        Scale kept inputs by ``1 / (1 - p)`` so the expectation is unchanged.
+        If True, the kept values are scaled by ``1 / (1 - p)`` so the expected output
+        equals the input.
     shared_axes : tuple of int
-        Axes along which the mask is shared (e.g. ``(2, 3)`` drops whole feature maps).
+        Axes along which the mask is shared: ``(2, 3)`` drops whole feature maps of a
+        4-D input, ``(1,)`` whole locations. Negative axes count from the end.
 
     Examples
     --------
-    >>> from plasagne.layers import InputLayer, DropoutLayer
-    >>> DropoutLayer(InputLayer((None, 10)), p=0.2).output_shape
-    (None, 10)
+    >>> from plasagne.layers import InputLayer, DropoutLayer, get_output
+    >>> l_in = InputLayer((None, 1000))
+    >>> layer = DropoutLayer(l_in, p=0.2)
+    >>> f = pytensor.function([l_in.input_var], get_output(layer))
+    >>> out = f(np.ones((2, 1000)))
+    >>> sorted(set(out.ravel().round(6).tolist()))
+    [0.0, 1.25]
+    >>> bool(0.15 < (out == 0).mean() < 0.25)
+    True
+    >>> get_output(layer, deterministic=True) is l_in.input_var
+    True
     """
 
     def __init__(
@@ -53,23 +69,41 @@ class DropoutLayer(Layer):
     ) -> None:
         super().__init__(incoming, **kwargs)
         self._srng = new_random_stream()
+        if isinstance(p, Variable):
+            if p.ndim != 0:
+                raise ValueError(
+                    f"{self._label()}: p must be a scalar, found an expression with "
+                    f"{p.ndim} dimensions ({p})"
+                )
+        elif not 0 <= p < 1:
+            raise ValueError(f"{self._label()}: p must be in [0, 1), found p={p!r}")
         self.p = p
         self.rescale = rescale
-        self.shared_axes = tuple(shared_axes)
-        if not isinstance(p, pt.TensorVariable) and not 0 <= p < 1:
-            raise ValueError(f"{self._label()}: p must be in [0, 1), got {p}")
+        ndim = len(self.input_shape)
+        shared_axes = tuple(shared_axes)
+        for a in shared_axes:
+            if not isinstance(a, int) or not -ndim <= a < ndim:
+                raise ValueError(
+                    f"{self._label()}: shared_axes must be integers in [{-ndim}, {ndim}) for "
+                    f"input shape {self.input_shape}, found shared_axes={shared_axes!r}"
+                )
+        self.shared_axes = shared_axes
 
     def get_output_for(self, input: Any, deterministic: bool = False, **kwargs: Any) -> Any:
-        if deterministic or (not isinstance(self.p, pt.TensorVariable) and self.p == 0):
+        if deterministic or (not isinstance(self.p, Variable) and self.p == 0):
             return input
-        retain = pt.cast(1 - pt.as_tensor_variable(self.p), input.dtype)
+        retain_prob = pt.cast(1 - pt.as_tensor_variable(self.p), input.dtype)
         if self.rescale:
-            input = input / retain
-        axes = [a % input.ndim for a in self.shared_axes]
-        mask_shape = tuple(1 if a in axes else input.shape[a] for a in range(input.ndim))
-        mask = self._srng.binomial(1, retain, size=mask_shape, dtype=input.dtype)
-        if axes:
-            mask = pt.specify_broadcastable(mask, *axes)
+            input = input / retain_prob
+        # a fixed mask shape where the input shape is fully known
+        mask_shape = tuple(self.input_shape)
+        if any(s is None for s in mask_shape) or len(mask_shape) != input.ndim:
+            mask_shape = tuple(input.shape[a] for a in range(input.ndim))
+        shared = {a % input.ndim for a in self.shared_axes}
+        mask_shape = tuple(1 if a in shared else s for a, s in enumerate(mask_shape))
+        mask = self._srng.binomial(1, retain_prob, size=mask_shape, dtype=input.dtype)
+        if shared:
+            mask = pt.specify_broadcastable(mask, *sorted(shared))
         return input * mask
 
 
@@ -77,15 +111,23 @@ dropout = DropoutLayer
 
 
 def dropout_channels(incoming: Any, *args: Any, **kwargs: Any) -> DropoutLayer:
-    """Dropout of whole channels: the mask is shared over all axes after the second.
+    """Dropout of whole channels (spatial dropout): the mask is shared over all axes
+    after the second, so each feature map is kept or dropped as a whole.
+
+    Parameters
+    ----------
+    incoming : Layer or tuple
+        The layer feeding into this one, or the expected input shape.
+    *args, **kwargs
+        Passed to :class:`DropoutLayer` (``shared_axes`` is set here).
 
     Examples
     --------
     >>> from plasagne.layers import InputLayer
-    >>> dropout_channels(InputLayer((None, 4, 5, 5))).shared_axes
+    >>> dropout_channels(InputLayer((None, 4, 5, 5)), p=0.1).shared_axes
     (2, 3)
     """
-    ndim = len(incoming if isinstance(incoming, tuple) else incoming.output_shape)
+    ndim = len(getattr(incoming, "output_shape", incoming))
     kwargs["shared_axes"] = tuple(range(2, ndim))
     return DropoutLayer(incoming, *args, **kwargs)
 
@@ -94,7 +136,15 @@ spatial_dropout = dropout_channels
 
 
 def dropout_locations(incoming: Any, *args: Any, **kwargs: Any) -> DropoutLayer:
-    """Dropout of whole locations: the mask is shared over the channel axis.
+    """Dropout of whole locations: the mask is shared over the channel axis 1, so all
+    channels at a position are kept or dropped together.
+
+    Parameters
+    ----------
+    incoming : Layer or tuple
+        The layer feeding into this one, or the expected input shape.
+    *args, **kwargs
+        Passed to :class:`DropoutLayer` (``shared_axes`` is set here).
 
     Examples
     --------
@@ -109,19 +159,40 @@ def dropout_locations(incoming: Any, *args: Any, **kwargs: Any) -> DropoutLayer:
 class GaussianNoiseLayer(Layer):
     """Add zero-mean Gaussian noise of standard deviation ``sigma`` in training.
 
+    Parameters
+    ----------
+    incoming : Layer or tuple
+        The layer feeding into this one, or the expected input shape.
+    sigma : float or scalar expression
+        Standard deviation of the noise; a number must not be negative.
+
     Examples
     --------
-    >>> from plasagne.layers import InputLayer, GaussianNoiseLayer
-    >>> GaussianNoiseLayer(InputLayer((None, 3)), sigma=0.5).sigma
-    0.5
+    >>> from plasagne.layers import InputLayer, GaussianNoiseLayer, get_output
+    >>> l_in = InputLayer((None, 3))
+    >>> layer = GaussianNoiseLayer(l_in, sigma=0.5)
+    >>> f = pytensor.function([l_in.input_var], get_output(layer))
+    >>> bool((f(np.zeros((4, 3))) != 0).all())
+    True
+    >>> get_output(layer, deterministic=True) is l_in.input_var
+    True
     """
 
     def __init__(self, incoming: Any, sigma: Any = 0.1, **kwargs: Any) -> None:
         super().__init__(incoming, **kwargs)
         self._srng = new_random_stream()
+        if isinstance(sigma, Variable):
+            if sigma.ndim != 0:
+                raise ValueError(
+                    f"{self._label()}: sigma must be a scalar, found an expression with "
+                    f"{sigma.ndim} dimensions ({sigma})"
+                )
+        elif not sigma >= 0:
+            raise ValueError(f"{self._label()}: sigma must be >= 0, found sigma={sigma!r}")
         self.sigma = sigma
 
     def get_output_for(self, input: Any, deterministic: bool = False, **kwargs: Any) -> Any:
-        if deterministic or (not isinstance(self.sigma, pt.TensorVariable) and self.sigma == 0):
+        if deterministic or (not isinstance(self.sigma, Variable) and self.sigma == 0):
             return input
-        return input + self._srng.normal(0.0, self.sigma, size=input.shape, dtype=input.dtype)
+        noise = self._srng.normal(0.0, self.sigma, size=input.shape, dtype=input.dtype)
+        return input + noise

@@ -1,4 +1,9 @@
-"""Normalization layers: local response, batch, instance and layer normalization."""
+"""Normalization layers: local response, batch, instance and layer normalization.
+
+:class:`BatchNormLayer` keeps running averages of the batch statistics in its ``mean`` and
+``inv_std`` shared variables; a compiled training function moves them without explicit
+updates, through the ``default_update`` of clones of those variables, as Lasagne did.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import warnings
 from typing import Any
 
 import pytensor.tensor as pt
+from pytensor.compile.sharedvalue import SharedVariable
 
 from .. import init, nonlinearities
 from .base import Layer
@@ -21,14 +27,37 @@ __all__ = [
 
 
 class LocalResponseNormalization2DLayer(Layer):
-    """Cross-channel local response normalization (AlexNet):
-    ``x / (k + alpha * sum_{n neighbouring channels} x**2) ** beta``.
+    """Cross-channel local response normalization of a 4-D (N, C, H, W) input.
+
+    Each value is divided by ``(k + alpha * s) ** beta``, where ``s`` is the sum of the
+    squares of the values at the same position in the ``n`` channels centred on its own
+    (channels beyond the edges count as zero). As in Lasagne, ``alpha`` is not divided
+    by ``n``.
+
+    Parameters
+    ----------
+    incoming : Layer or tuple
+        The layer feeding into this one, or the expected input shape (4 dimensions).
+    alpha : float
+        Scale of the sum of squares.
+    k : float
+        Additive constant.
+    beta : float
+        Exponent.
+    n : int
+        Number of adjacent channels to sum over; must be odd.
 
     Examples
     --------
     >>> from plasagne.layers import InputLayer, LocalResponseNormalization2DLayer
-    >>> LocalResponseNormalization2DLayer(InputLayer((None, 8, 4, 4))).output_shape
+    >>> layer = LocalResponseNormalization2DLayer(InputLayer((None, 8, 4, 4)), n=3)
+    >>> layer.output_shape
     (None, 8, 4, 4)
+    >>> x = np.ones((1, 3, 1, 1))
+    >>> y = layer.get_output_for(pt.as_tensor(x)).eval()
+    >>> bool(np.allclose(y[0, :, 0, 0], [(2 + 2e-4) ** -0.75, (2 + 3e-4) ** -0.75,
+    ...                                  (2 + 2e-4) ** -0.75]))
+    True
     """
 
     def __init__(
@@ -41,11 +70,19 @@ class LocalResponseNormalization2DLayer(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(incoming, **kwargs)
-        if n % 2 == 0:
-            raise NotImplementedError(f"{self._label()}: only odd n is supported, got {n}")
         if len(self.input_shape) != 4:
-            raise ValueError(f"{self._label()}: expected a 4-D input, got {self.input_shape}")
-        self.alpha, self.k, self.beta, self.n = alpha, k, beta, n
+            raise ValueError(
+                f"{self._label()}: expected a 4-dimensional (N, C, H, W) input, found input "
+                f"shape {self.input_shape}"
+            )
+        if int(n) != n or n < 1:
+            raise ValueError(f"{self._label()}: n must be a positive odd integer, found {n!r}")
+        if n % 2 == 0:
+            raise NotImplementedError(f"{self._label()}: only odd n is supported, found n={n}")
+        self.alpha = alpha
+        self.k = k
+        self.beta = beta
+        self.n = int(n)
 
     def get_output_for(self, input: Any, **kwargs: Any) -> Any:
         half = self.n // 2
@@ -59,33 +96,101 @@ class LocalResponseNormalization2DLayer(Layer):
         return input / scale**self.beta
 
 
-def _norm_axes(axes: Any, ndim: int, auto: tuple) -> tuple:
-    if axes == "auto":
-        return auto
-    if axes == "spatial":
-        return tuple(range(2, ndim))
-    if axes == "features":
-        return tuple(range(1, ndim))
-    if isinstance(axes, int):
-        return (axes,)
-    return tuple(axes)
+def _norm_axes(layer: Layer, axes: Any, auto: tuple) -> tuple:
+    """Resolve an ``axes`` argument into a tuple of non-negative axes of the input."""
+    ndim = len(layer.input_shape)
+    if isinstance(axes, str):
+        named = {
+            "auto": auto,
+            "spatial": tuple(range(2, ndim)),
+            "features": tuple(range(1, ndim)),
+        }
+        if axes not in named:
+            raise ValueError(
+                f"{layer._label()}: axes must be 'auto', 'spatial', 'features', an int or a "
+                f"tuple of ints, found {axes!r}"
+            )
+        result = named[axes]
+    elif isinstance(axes, int):
+        result = (axes,)
+    else:
+        result = tuple(axes)
+    for a in result:
+        if not isinstance(a, int) or not -ndim <= a < ndim:
+            raise ValueError(
+                f"{layer._label()}: axes must be integers in [{-ndim}, {ndim}) for an input "
+                f"of shape {layer.input_shape}, found axes={axes!r}"
+            )
+    result = tuple(a % ndim for a in result)
+    if len(set(result)) != len(result):
+        raise ValueError(f"{layer._label()}: axes contains a repeated axis: {axes!r}")
+    if not result:
+        raise ValueError(f"{layer._label()}: no axes to normalize over (axes={axes!r})")
+    return result
+
+
+def _pattern(ndim: int, skipped: tuple) -> list:
+    """Dimshuffle pattern putting a parameter's axes at the input axes not in ``skipped``."""
+    pattern: list = []
+    i = 0
+    for axis in range(ndim):
+        if axis in skipped:
+            pattern.append("x")
+        else:
+            pattern.append(i)
+            i += 1
+    return pattern
 
 
 class BatchNormLayer(Layer):
-    """Batch normalization (Ioffe and Szegedy) with running averages for inference.
+    """Batch normalization: ``(x - mean) * inv_std * gamma + beta`` over ``axes``.
 
-    In training the input is normalised with the batch's mean and inverse standard
-    deviation over ``axes``, and the stored ``mean`` / ``inv_std`` move towards them by
-    ``alpha`` every time a compiled function runs (through ``default_update``, so no
-    explicit updates are needed). With ``deterministic=True`` the stored values are used.
-    ``batch_norm_use_averages`` / ``batch_norm_update_averages`` override either choice.
+    In training the mean and inverse standard deviation ``1 / sqrt(var + epsilon)`` of
+    the current batch over ``axes`` are used, and every run of a compiled function
+    moves the stored ``mean`` and ``inv_std`` towards them:
+    ``stored = (1 - alpha) * stored + alpha * batch``. With ``deterministic=True`` the
+    stored values are used and left alone.
+
+    Parameters
+    ----------
+    incoming : Layer or tuple
+        The layer feeding into this one, or the expected input shape.
+    axes : 'auto', int or tuple of int
+        Axes to normalize over. ``'auto'`` means all but the second (axis 0 for dense
+        outputs; batch and spatial axes for convolution outputs). The other axes need
+        fixed sizes: there is one parameter value per position on them.
+    epsilon : float
+        Added to the variance before taking the square root.
+    alpha : float
+        Step of the running averages.
+    beta, gamma : array, shared variable, expression, callable or None
+        Learned shift and scale (trainable, not regularizable); ``None`` fixes them to
+        0 and 1.
+    mean, inv_std : array, shared variable, expression or callable
+        Stored statistics (tagged neither trainable nor regularizable). To be updated
+        in training they must be shared variables; otherwise pass
+        ``batch_norm_update_averages=False`` to :func:`plasagne.layers.get_output`.
+
+    Notes
+    -----
+    Keyword arguments of ``get_output_for`` (given to
+    :func:`plasagne.layers.get_output`): ``deterministic``;
+    ``batch_norm_use_averages`` (use the stored statistics instead of the batch's;
+    defaults to ``deterministic``); ``batch_norm_update_averages`` (move the stored
+    statistics; defaults to ``not deterministic``).
 
     Examples
     --------
-    >>> from plasagne.layers import InputLayer, BatchNormLayer
-    >>> l = BatchNormLayer(InputLayer((None, 3, 5, 5)))
-    >>> [p.name for p in l.get_params(trainable=True)]
+    >>> from plasagne.layers import InputLayer, BatchNormLayer, get_output
+    >>> l_in = InputLayer((None, 2))
+    >>> layer = BatchNormLayer(l_in, alpha=0.5)
+    >>> [p.name for p in layer.get_params(trainable=True)]
     ['BatchNormLayer.beta', 'BatchNormLayer.gamma']
+    >>> train = pytensor.function([l_in.input_var], get_output(layer))
+    >>> train(np.array([[1.0, 2.0], [3.0, 6.0]])).round(3).tolist()
+    [[-1.0, -1.0], [1.0, 1.0]]
+    >>> layer.mean.get_value().tolist()
+    [1.0, 2.0]
     """
 
     def __init__(
@@ -102,24 +207,23 @@ class BatchNormLayer(Layer):
     ) -> None:
         super().__init__(incoming, **kwargs)
         ndim = len(self.input_shape)
-        self.axes = _norm_axes(axes, ndim, (0,) + tuple(range(2, ndim)))
-        self.epsilon, self.alpha = epsilon, alpha
+        self.axes = _norm_axes(self, axes, (0,) + tuple(range(2, ndim)))
+        self.epsilon = epsilon
+        self.alpha = alpha
         shape = tuple(s for a, s in enumerate(self.input_shape) if a not in self.axes)
         if any(s is None for s in shape):
             raise ValueError(
-                f"{self._label()}: needs fixed sizes on the axes not normalised over; input "
-                f"shape {self.input_shape}, axes {self.axes}"
+                f"{self._label()}: needs fixed input sizes on all axes not normalized over; "
+                f"found input shape {self.input_shape} with axes={self.axes}"
             )
-        self.beta = (
-            None
-            if beta is None
-            else self.add_param(beta, shape, "beta", trainable=True, regularizable=False)
-        )
-        self.gamma = (
-            None
-            if gamma is None
-            else self.add_param(gamma, shape, "gamma", trainable=True, regularizable=False)
-        )
+        if beta is None:
+            self.beta = None
+        else:
+            self.beta = self.add_param(beta, shape, "beta", trainable=True, regularizable=False)
+        if gamma is None:
+            self.gamma = None
+        else:
+            self.gamma = self.add_param(gamma, shape, "gamma", trainable=True, regularizable=False)
         self.mean = self.add_param(mean, shape, "mean", trainable=False, regularizable=False)
         self.inv_std = self.add_param(
             inv_std, shape, "inv_std", trainable=False, regularizable=False
@@ -135,20 +239,28 @@ class BatchNormLayer(Layer):
     ) -> Any:
         input_mean = input.mean(self.axes)
         input_inv_std = pt.reciprocal(pt.sqrt(input.var(self.axes) + self.epsilon))
-        use_averages = (
-            deterministic if batch_norm_use_averages is None else (batch_norm_use_averages)
-        )
-        update_averages = (
-            (not deterministic)
-            if batch_norm_update_averages is None
-            else (batch_norm_update_averages)
-        )
+
+        use_averages = batch_norm_use_averages
+        if use_averages is None:
+            use_averages = deterministic
         if use_averages:
             mean, inv_std = self.mean, self.inv_std
         else:
             mean, inv_std = input_mean, input_inv_std
+
+        update_averages = batch_norm_update_averages
+        if update_averages is None:
+            update_averages = not deterministic
         if update_averages:
-            # clones share the stored values; their default updates move the averages
+            for what, stored in (("mean", self.mean), ("inv_std", self.inv_std)):
+                if not isinstance(stored, SharedVariable):
+                    raise ValueError(
+                        f"{self._label()}: cannot update the running average of '{what}': "
+                        f"expected a shared variable, found expression {stored}; pass "
+                        "batch_norm_update_averages=False to get_output"
+                    )
+            # The clones share their storage with mean/inv_std; their default updates
+            # are applied by every pytensor.function whose graph contains them.
             running_mean = self.mean.clone()
             running_inv_std = self.inv_std.clone()
             with warnings.catch_warnings():
@@ -159,31 +271,30 @@ class BatchNormLayer(Layer):
                 running_inv_std.default_update = (
                     (1 - self.alpha) * running_inv_std + self.alpha * input_inv_std
                 ).astype(self.inv_std.dtype)
-            # include the clones in the graph so their updates run
             mean = mean + 0 * running_mean
             inv_std = inv_std + 0 * running_inv_std
-        pattern = []
-        i = 0
-        for axis in range(input.ndim):
-            if axis in self.axes:
-                pattern.append("x")
-            else:
-                pattern.append(i)
-                i += 1
+
+        pattern = _pattern(input.ndim, self.axes)
         beta = 0 if self.beta is None else self.beta.dimshuffle(pattern)
         gamma = 1 if self.gamma is None else self.gamma.dimshuffle(pattern)
-        return (input - mean.dimshuffle(pattern)) * (gamma * inv_std.dimshuffle(pattern)) + beta
+        mean = mean.dimshuffle(pattern)
+        inv_std = inv_std.dimshuffle(pattern)
+        return (input - mean) * (gamma * inv_std) + beta
 
 
-def _take_nonlinearity(layer: Layer) -> Any:
+def _detach_bias_and_nonlinearity(layer: Layer) -> Any:
+    """Remove ``layer``'s bias and return its nonlinearity, leaving it linear."""
     nonlinearity = getattr(layer, "nonlinearity", None)
     if nonlinearity is not None:
         layer.nonlinearity = nonlinearities.identity
+    if getattr(layer, "b", None) is not None:
+        del layer.params[layer.b]
+        layer.b = None
     return nonlinearity
 
 
-def _wrap_nonlinearity(layer: Layer, nonlinearity: Any, name: str | None) -> Layer:
-    if nonlinearity is None or nonlinearity is nonlinearities.identity:
+def _add_nonlinearity(layer: Layer, nonlinearity: Any, name: str | None) -> Layer:
+    if nonlinearity is None:
         return layer
     from .special import NonlinearityLayer
 
@@ -191,38 +302,73 @@ def _wrap_nonlinearity(layer: Layer, nonlinearity: Any, name: str | None) -> Lay
 
 
 def batch_norm(layer: Layer, **kwargs: Any) -> Layer:
-    """Insert batch normalization after ``layer``: its bias is dropped and its
-    nonlinearity moved behind the new :class:`BatchNormLayer`.
+    """Apply batch normalization to the output of ``layer``.
+
+    ``layer``'s bias is removed (``beta`` takes its role) and its nonlinearity moved into
+    a :class:`~plasagne.layers.NonlinearityLayer` on top of the new
+    :class:`BatchNormLayer`, so the normalization comes before the nonlinearity.
+
+    Parameters
+    ----------
+    layer : Layer
+        The layer to normalize, usually a dense or convolution layer.
+    **kwargs
+        Passed to :class:`BatchNormLayer`. Without a ``name``, a named ``layer`` gives
+        ``"<name>_bn"`` (and ``"<name>_bn_nonlin"`` for the nonlinearity layer).
+
+    Returns
+    -------
+    Layer
+        The :class:`BatchNormLayer`, or the ``NonlinearityLayer`` above it when ``layer``
+        had a nonlinearity (``DenseLayer`` always has one, identity at least).
 
     Examples
     --------
-    >>> from plasagne.layers import InputLayer, DenseLayer
-    >>> top = batch_norm(DenseLayer(InputLayer((None, 10)), 5))
+    >>> from plasagne.layers import InputLayer, DenseLayer, get_all_params
+    >>> top = batch_norm(DenseLayer(InputLayer((None, 10)), 5, name="fc"))
     >>> type(top).__name__, type(top.input_layer).__name__
     ('NonlinearityLayer', 'BatchNormLayer')
+    >>> [p.name for p in get_all_params(top)]
+    ['fc.W', 'fc_bn.beta', 'fc_bn.gamma', 'fc_bn.mean', 'fc_bn.inv_std']
     """
-    nonlinearity = _take_nonlinearity(layer)
-    if getattr(layer, "b", None) is not None:
-        del layer.params[layer.b]
-        layer.b = None
-    name = kwargs.pop("name", None) or (layer.name and f"{layer.name}_bn")
-    bn = BatchNormLayer(layer, name=name, **kwargs)
-    return _wrap_nonlinearity(bn, nonlinearity, layer.name)
+    nonlinearity = _detach_bias_and_nonlinearity(layer)
+    name = kwargs.pop("name", None) or (getattr(layer, "name", None) and f"{layer.name}_bn")
+    out = BatchNormLayer(layer, name=name, **kwargs)
+    return _add_nonlinearity(out, nonlinearity, name)
 
 
 class StandardizationLayer(Layer):
-    """Normalise each example to zero mean and unit variance over ``axes``.
+    """Standardize each example to zero mean and unit variance over ``axes``.
 
-    Unlike batch normalization no statistics are shared across examples, so training
-    and inference behave the same. ``axes`` may be 'auto'/'spatial' (all axes after the
-    second: instance normalization), 'features' (all axes after the first: layer
-    normalization) or explicit axes.
+    Computes ``(x - mean) / sqrt(var + epsilon) * gamma + beta`` with the mean and
+    variance taken over ``axes`` separately for every position on the other axes. The
+    statistics are usually not shared across the batch, so training and inference
+    behave the same.
+
+    Parameters
+    ----------
+    incoming : Layer or tuple
+        The layer feeding into this one, or the expected input shape.
+    axes : 'auto', 'spatial', 'features', int or tuple of int
+        ``'auto'``: the last axis of a 2-D input, all axes after the second otherwise.
+        ``'spatial'``: all axes after the second (instance normalization).
+        ``'features'``: all axes after the first (layer normalization).
+    epsilon : float
+        Added to the variance before taking the square root.
+    beta, gamma : array, shared variable, expression, callable or None
+        Shift and scale with one value per position on the axes neither normalized over
+        nor the batch axis 0 (a scalar when there are none); ``None`` leaves them out.
+        Lasagne's layer has no such parameters; their defaults (0 and 1) leave the
+        output as Lasagne's at initialization.
 
     Examples
     --------
     >>> from plasagne.layers import InputLayer, StandardizationLayer
     >>> StandardizationLayer(InputLayer((None, 3, 4, 4))).axes
     (2, 3)
+    >>> layer = StandardizationLayer(InputLayer((None, 2)), beta=None, gamma=None)
+    >>> layer.get_output_for(pt.as_tensor(np.array([[1.0, 3.0]]))).eval().round(3).tolist()
+    [[-1.0, 1.0]]
     """
 
     def __init__(
@@ -236,26 +382,36 @@ class StandardizationLayer(Layer):
     ) -> None:
         super().__init__(incoming, **kwargs)
         ndim = len(self.input_shape)
-        self.axes = _norm_axes(axes, ndim, tuple(range(2, ndim)))
-        if 0 in self.axes:
-            raise ValueError(f"{self._label()}: cannot standardise over the batch axis 0")
+        if ndim < 2:
+            raise ValueError(
+                f"{self._label()}: expected an input of at least 2 dimensions, found input "
+                f"shape {self.input_shape}"
+            )
+        auto = (1,) if ndim == 2 else tuple(range(2, ndim))
+        self.axes = _norm_axes(self, axes, auto)
         self.epsilon = epsilon
-        shape = tuple(s for a, s in enumerate(self.input_shape) if a != 0 and a not in self.axes)
-        self._param_axes = tuple(a for a in range(1, ndim) if a not in self.axes)
-        self.beta = (
-            None if beta is None else self.add_param(beta, shape, "beta", regularizable=False)
-        )
-        self.gamma = (
-            None if gamma is None else self.add_param(gamma, shape, "gamma", regularizable=False)
-        )
+        self._param_skip = (0,) + tuple(a for a in self.axes if a != 0)
+        shape = tuple(s for a, s in enumerate(self.input_shape) if a not in self._param_skip)
+        if (beta is not None or gamma is not None) and any(s is None for s in shape):
+            raise ValueError(
+                f"{self._label()}: beta and gamma need fixed input sizes on the axes other "
+                f"than 0 not normalized over; found input shape {self.input_shape} with "
+                f"axes={self.axes} (pass beta=None, gamma=None to leave them out)"
+            )
+        if beta is None:
+            self.beta = None
+        else:
+            self.beta = self.add_param(beta, shape, "beta", trainable=True, regularizable=False)
+        if gamma is None:
+            self.gamma = None
+        else:
+            self.gamma = self.add_param(gamma, shape, "gamma", trainable=True, regularizable=False)
 
     def get_output_for(self, input: Any, **kwargs: Any) -> Any:
         mean = input.mean(self.axes, keepdims=True)
         std = pt.sqrt(input.var(self.axes, keepdims=True) + self.epsilon)
         out = (input - mean) / std
-        pattern = ["x"] * input.ndim
-        for i, a in enumerate(self._param_axes):
-            pattern[a] = i
+        pattern = _pattern(input.ndim, self._param_skip)
         if self.gamma is not None:
             out = out * self.gamma.dimshuffle(pattern)
         if self.beta is not None:
@@ -266,49 +422,81 @@ class StandardizationLayer(Layer):
 def instance_norm(
     layer: Layer, learn_scale: bool = True, learn_bias: bool = True, **kwargs: Any
 ) -> Layer:
-    """Instance normalization after ``layer`` (per example and channel, over space), with
-    a learned scale and bias per channel; ``layer``'s bias is dropped and its
-    nonlinearity moved to the top.
+    """Apply instance normalization to the output of ``layer``.
+
+    Each example and channel is standardized over the spatial axes by a
+    :class:`StandardizationLayer` (without its own ``beta``/``gamma``), followed by a
+    per-channel :class:`~plasagne.layers.ScaleLayer` and
+    :class:`~plasagne.layers.BiasLayer`. ``layer``'s bias is removed and its
+    nonlinearity moved to a ``NonlinearityLayer`` on top.
+
+    Parameters
+    ----------
+    layer : Layer
+        The layer to normalize (at least 3-D output, e.g. a convolution layer).
+    learn_scale, learn_bias : bool
+        Whether to add the scale and the bias layer.
+    **kwargs
+        Passed to :class:`StandardizationLayer` (e.g. ``epsilon``, ``name``). Names
+        default to ``"<name>_bn"`` with ``_scale``, ``_bias`` and ``_nonlin`` suffixes
+        for the added layers, as in Lasagne.
 
     Examples
     --------
     >>> from plasagne.layers import InputLayer, Conv2DLayer
-    >>> top = instance_norm(Conv2DLayer(InputLayer((None, 1, 8, 8)), 4, 3))
-    >>> type(top).__name__
-    'NonlinearityLayer'
+    >>> from plasagne.layers import get_all_layers, get_all_params
+    >>> top = instance_norm(Conv2DLayer(InputLayer((None, 1, 8, 8)), 4, 3, name="c"))
+    >>> [type(l).__name__ for l in get_all_layers(top)[2:]]
+    ['StandardizationLayer', 'ScaleLayer', 'BiasLayer', 'NonlinearityLayer']
+    >>> [p.name for p in get_all_params(top)]
+    ['c.W', 'c_bn_scale.scales', 'c_bn_bias.b']
     """
     from .special import BiasLayer, ScaleLayer
 
-    nonlinearity = _take_nonlinearity(layer)
-    if getattr(layer, "b", None) is not None:
-        del layer.params[layer.b]
-        layer.b = None
-    out = StandardizationLayer(layer, axes="spatial", beta=None, gamma=None, **kwargs)
+    nonlinearity = _detach_bias_and_nonlinearity(layer)
+    name = kwargs.pop("name", None) or (getattr(layer, "name", None) and f"{layer.name}_bn")
+    out: Layer = StandardizationLayer(
+        layer, axes="spatial", beta=None, gamma=None, name=name, **kwargs
+    )
     if learn_scale:
-        out = ScaleLayer(out, shared_axes="auto")
+        out = ScaleLayer(out, shared_axes="auto", name=name and f"{name}_scale")
     if learn_bias:
-        out = BiasLayer(out, shared_axes="auto")
-    return _wrap_nonlinearity(out, nonlinearity, layer.name)
+        out = BiasLayer(out, shared_axes="auto", name=name and f"{name}_bias")
+    return _add_nonlinearity(out, nonlinearity, name)
 
 
 def layer_norm(layer: Layer, **kwargs: Any) -> Layer:
-    """Layer normalization after ``layer`` (per example, over all features), with a learned
-    scale and bias per feature; ``layer``'s nonlinearity moves to the top.
+    """Apply layer normalization to the output of ``layer``.
+
+    Each example is standardized over all its features by a
+    :class:`StandardizationLayer` (without its own ``beta``/``gamma``), followed by a
+    :class:`~plasagne.layers.ScaleLayer` and a :class:`~plasagne.layers.BiasLayer` with
+    ``shared_axes='auto'`` (one value per unit of a dense layer, per channel of a
+    convolution layer). ``layer``'s bias is removed and its nonlinearity moved to a
+    ``NonlinearityLayer`` on top.
+
+    Parameters
+    ----------
+    layer : Layer
+        The layer to normalize.
+    **kwargs
+        Passed to :class:`StandardizationLayer`. Names default to ``"<name>_ln"`` with
+        ``_scale``, ``_bias`` and ``_nonlin`` suffixes for the added layers.
 
     Examples
     --------
-    >>> from plasagne.layers import InputLayer, DenseLayer
-    >>> top = layer_norm(DenseLayer(InputLayer((None, 10)), 5))
-    >>> type(top.input_layer).__name__
-    'BiasLayer'
+    >>> from plasagne.layers import InputLayer, DenseLayer, get_all_params
+    >>> top = layer_norm(DenseLayer(InputLayer((None, 10)), 5, name="fc"))
+    >>> [p.name for p in get_all_params(top)]
+    ['fc.W', 'fc_ln_scale.scales', 'fc_ln_bias.b']
     """
     from .special import BiasLayer, ScaleLayer
 
-    nonlinearity = _take_nonlinearity(layer)
-    if getattr(layer, "b", None) is not None:
-        del layer.params[layer.b]
-        layer.b = None
-    out = StandardizationLayer(layer, axes="features", beta=None, gamma=None, **kwargs)
-    out = ScaleLayer(out, shared_axes=0)
-    out = BiasLayer(out, shared_axes=0)
-    return _wrap_nonlinearity(out, nonlinearity, layer.name)
+    nonlinearity = _detach_bias_and_nonlinearity(layer)
+    name = kwargs.pop("name", None) or (getattr(layer, "name", None) and f"{layer.name}_ln")
+    out: Layer = StandardizationLayer(
+        layer, axes="features", beta=None, gamma=None, name=name, **kwargs
+    )
+    out = ScaleLayer(out, shared_axes="auto", name=name and f"{name}_scale")
+    out = BiasLayer(out, shared_axes="auto", name=name and f"{name}_bias")
+    return _add_nonlinearity(out, nonlinearity, name)
