@@ -259,18 +259,10 @@ class BatchNormLayer(Layer):
                         f"expected a shared variable, found expression {stored}; pass "
                         "batch_norm_update_averages=False to get_output"
                     )
-            # The clones share their storage with mean/inv_std; their default updates
-            # are applied by every pytensor.function whose graph contains them.
-            running_mean = self.mean.clone()
-            running_inv_std = self.inv_std.clone()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                running_mean.default_update = (
-                    (1 - self.alpha) * running_mean + self.alpha * input_mean
-                ).astype(self.mean.dtype)
-                running_inv_std.default_update = (
-                    (1 - self.alpha) * running_inv_std + self.alpha * input_inv_std
-                ).astype(self.inv_std.dtype)
+            # Clones sharing their storage with mean/inv_std: their default updates are
+            # applied by every pytensor.function whose graph contains them.
+            running_mean = self._running_average(self.mean, input_mean)
+            running_inv_std = self._running_average(self.inv_std, input_inv_std)
             mean = mean + 0 * running_mean
             inv_std = inv_std + 0 * running_inv_std
 
@@ -280,6 +272,34 @@ class BatchNormLayer(Layer):
         mean = mean.dimshuffle(pattern)
         inv_std = inv_std.dimshuffle(pattern)
         return (input - mean) * (gamma * inv_std) + beta
+
+    def _running_average(self, stored: Any, batch: Any) -> Any:
+        """A clone of ``stored`` whose default update moves it by ``alpha`` towards ``batch``.
+
+        The clone's static shape combines what ``stored`` and ``batch`` know, so the
+        update expression has exactly the clone's type, as ``pytensor.function`` requires.
+        """
+        shape = []
+        for axis, (s, b) in enumerate(zip(stored.type.shape, batch.type.shape)):
+            if s is not None and b is not None and s != b:
+                raise ValueError(
+                    f"{self._label()}: the stored '{stored.name}' has size {s} on its axis "
+                    f"{axis}, the input's batch statistic has size {b}"
+                )
+            shape.append(s if s is not None else b)
+        running = type(stored)(
+            type=stored.type.clone(shape=tuple(shape)),
+            value=None,
+            strict=None,
+            container=stored.container,
+            name=stored.name,
+        )
+        update = ((1 - self.alpha) * running + self.alpha * batch).astype(stored.dtype)
+        update = pt.specify_shape(update, tuple(shape))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            running.default_update = update
+        return running
 
 
 def _detach_bias_and_nonlinearity(layer: Layer) -> Any:
