@@ -95,12 +95,10 @@ class DropoutLayer(Layer):
         retain_prob = pt.cast(1 - pt.as_tensor_variable(self.p), input.dtype)
         if self.rescale:
             input = input / retain_prob
-        # a fixed mask shape where the input shape is fully known
-        mask_shape = tuple(self.input_shape)
-        if any(s is None for s in mask_shape) or len(mask_shape) != input.ndim:
-            mask_shape = tuple(input.shape[a] for a in range(input.ndim))
+        # the mask follows the input's actual shape, which may differ from the declared one
+        # (e.g. another batch size given to get_output)
         shared = {a % input.ndim for a in self.shared_axes}
-        mask_shape = tuple(1 if a in shared else s for a, s in enumerate(mask_shape))
+        mask_shape = tuple(1 if a in shared else input.shape[a] for a in range(input.ndim))
         mask = self._srng.binomial(1, retain_prob, size=mask_shape, dtype=input.dtype)
         if shared:
             mask = pt.specify_broadcastable(mask, *sorted(shared))
