@@ -267,3 +267,11 @@ def test_masks_follow_the_actual_input_shape():
     x = nonzero_input((7, 3, 2))
     mask = pytensor.function([v], get_output(layer, v))(x) != 0
     assert mask.shape == (7, 3, 2) and np.all(mask == mask[:, :, :1])
+
+
+def test_shared_axes_accepts_an_int_and_numpy_integers():
+    assert DropoutLayer((None, 3, 2), shared_axes=-1).shared_axes == (-1,)
+    layer = DropoutLayer((None, 3, 2), shared_axes=[np.int64(1)])
+    assert layer.shared_axes == (1,) and type(layer.shared_axes[0]) is int
+    with pytest.raises(ValueError, match="'d'.*shared_axes must be integers.*0.5"):
+        DropoutLayer((None, 3), shared_axes=0.5, name="d")

@@ -527,3 +527,13 @@ def test_batchnorm_updates_whatever_static_shape_the_input_has(static):
     out = pytensor.function([v], get_output(layer, v))(x)
     np.testing.assert_allclose(out, standardize_reference(x, (0, 2), 1e-4))
     np.testing.assert_allclose(layer.mean.get_value(), 0.5 * x.mean(axis=(0, 2)))
+
+
+def test_axes_accept_numpy_integers_and_reject_other_types():
+    layer = BatchNormLayer((None, 3, 2), axes=(np.int64(0), np.int32(-1)))
+    assert layer.axes == (0, 2) and all(type(a) is int for a in layer.axes)
+    assert StandardizationLayer((None, 3, 2), axes=np.int64(1)).axes == (1,)
+    with pytest.raises(ValueError, match="'bn'.*integers in.*1.5"):
+        BatchNormLayer((None, 3), axes=1.5, name="bn")
+    with pytest.raises(ValueError, match="StandardizationLayer.*integers in.*'a'"):
+        StandardizationLayer((None, 3), axes=("a",))

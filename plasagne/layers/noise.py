@@ -15,6 +15,7 @@ import pytensor.tensor as pt
 from pytensor.graph.basic import Variable
 
 from ..random import new_random_stream
+from ..utils import int_types
 from .base import Layer
 
 __all__ = [
@@ -80,14 +81,19 @@ class DropoutLayer(Layer):
         self.p = p
         self.rescale = rescale
         ndim = len(self.input_shape)
-        shared_axes = tuple(shared_axes)
+        if isinstance(shared_axes, int_types):
+            shared_axes = (shared_axes,)
+        try:
+            shared_axes = tuple(shared_axes)
+        except TypeError:
+            shared_axes = (shared_axes,)  # reported as not an integer below
         for a in shared_axes:
-            if not isinstance(a, int) or not -ndim <= a < ndim:
+            if not isinstance(a, int_types) or not -ndim <= a < ndim:
                 raise ValueError(
                     f"{self._label()}: shared_axes must be integers in [{-ndim}, {ndim}) for "
                     f"input shape {self.input_shape}, found shared_axes={shared_axes!r}"
                 )
-        self.shared_axes = shared_axes
+        self.shared_axes = tuple(int(a) for a in shared_axes)
 
     def get_output_for(self, input: Any, deterministic: bool = False, **kwargs: Any) -> Any:
         if deterministic or (not isinstance(self.p, Variable) and self.p == 0):

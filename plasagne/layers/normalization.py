@@ -14,6 +14,7 @@ import pytensor.tensor as pt
 from pytensor.compile.sharedvalue import SharedVariable
 
 from .. import init, nonlinearities
+from ..utils import int_types
 from .base import Layer
 
 __all__ = [
@@ -111,17 +112,20 @@ def _norm_axes(layer: Layer, axes: Any, auto: tuple) -> tuple:
                 f"tuple of ints, found {axes!r}"
             )
         result = named[axes]
-    elif isinstance(axes, int):
+    elif isinstance(axes, int_types):
         result = (axes,)
     else:
-        result = tuple(axes)
+        try:
+            result = tuple(axes)
+        except TypeError:
+            result = (axes,)  # reported as not an integer below
     for a in result:
-        if not isinstance(a, int) or not -ndim <= a < ndim:
+        if not isinstance(a, int_types) or not -ndim <= a < ndim:
             raise ValueError(
                 f"{layer._label()}: axes must be integers in [{-ndim}, {ndim}) for an input "
                 f"of shape {layer.input_shape}, found axes={axes!r}"
             )
-    result = tuple(a % ndim for a in result)
+    result = tuple(int(a) % ndim for a in result)
     if len(set(result)) != len(result):
         raise ValueError(f"{layer._label()}: axes contains a repeated axis: {axes!r}")
     if not result:
