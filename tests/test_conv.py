@@ -104,10 +104,14 @@ def test_conv_shape_inference_matches_output(n, data):
     k = tuple(data.draw(odd if pad == "same" else st.integers(1, 3)) for _ in range(n))
     if pad == "int":
         pad = tuple(data.draw(st.integers(0, 2)) for _ in range(n))
-    if pad == "valid" and any(s < f for s, f in zip(spatial, k)):
-        return
     stride = tuple(data.draw(st.integers(1, 3)) for _ in range(n))
     shape = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2))) + spatial
+    pads = {"valid": (0,) * n, "full": tuple(f - 1 for f in k), "same": tuple(f // 2 for f in k)}
+    amounts = pads.get(pad, pad) if isinstance(pad, str) else pad
+    if any(s + 2 * p - f + 1 <= 0 for s, p, f in zip(spatial, amounts, k)):
+        with pytest.raises(ValueError, match="does not fit the input"):
+            CONV[n](InputLayer((None,) + shape[1:]), 2, k, stride=stride, pad=pad)
+        return
     layer = CONV[n](InputLayer((None,) + shape[1:]), 2, k, stride=stride, pad=pad)
     out = run(layer, np.random.randn(*shape))
     assert get_output_shape(layer, shape) == out.shape

@@ -148,6 +148,13 @@ class BaseConvLayer(Layer):
             self.pad = as_tuple(pad, n, int)
         if self.input_shape[1] is None:
             raise ValueError(f"{self._label()}: the channel axis (axis 1) must have a fixed size")
+        out_spatial = self.get_output_shape_for(self.input_shape)[2:]
+        if any(o is not None and o <= 0 for o in out_spatial):
+            raise ValueError(
+                f"{self._label()}: filter size {self.filter_size} (pad {self.pad}, stride "
+                f"{self.stride}) does not fit the input {self.input_shape[2:]}: the output "
+                f"would have spatial shape {out_spatial}"
+            )
         self.W = self.add_param(W, self.get_W_shape(), name="W")
         if b is None:
             self.b = None
