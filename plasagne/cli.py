@@ -325,12 +325,11 @@ def summarise_predictions(per_draw: Any, labels: Any, y: Any) -> dict:
     from .pymc_bridge import metrics as m
 
     probs = per_draw.mean(axis=0)
-    n_classes = per_draw.shape[-1]
     pred = m.mean_prediction(probs)
     ece, _ = m.expected_calibration_error(probs, y)
     return {
         "accuracy": float(m.accuracy(pred, y)),
-        "accuracy_mode": float(m.accuracy(m.mode_prediction(labels, n_classes), y)),
+        "accuracy_mode": float(m.accuracy(m.mode_prediction(labels), y)),
         "nll": float(m.nll(probs, y)),
         "brier": float(m.brier_score(probs, y)),
         "ece": float(ece),
