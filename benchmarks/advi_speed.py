@@ -106,7 +106,13 @@ def run_pymc_hand_written(model: str, data: dict, steps: int, batch: int, backen
         xb, yb = pm.Minibatch(X, y, batch_size=batch)
         act = xb
         for i, (a, b) in enumerate(MLP_SIZES):
-            w = pm.Normal(f"w{i}", 0, 0.1, shape=(a, b), initval=rng.normal(0, 0.1, (a, b)))
+            w = pm.Normal(
+                f"w{i}",
+                0,
+                0.1,
+                shape=(a, b),
+                initval=rng.normal(0, 0.1, (a, b)).astype(pytensor.config.floatX),
+            )
             bias = pm.Normal(f"b{i}", 0, 0.1, shape=(b,))
             act = pt.dot(act, w) + bias
             act = pt.special.softmax(act, axis=-1) if i == 2 else pt.tanh(act)
