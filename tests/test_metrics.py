@@ -79,3 +79,23 @@ def test_auroc_by_pair_counting():
     assert np.isclose(m.auroc(scores, err), np.mean(pairs))
     with pytest.warns(UserWarning, match="needs both"):
         assert np.isnan(m.auroc(scores, np.zeros(40, bool)))
+
+
+def test_mode_ties_variation_ratio_from_probs_and_bad_input():
+    labels = np.array([[2, 1], [1, 0], [2, 1], [1, 0]])  # ties 1-2 and 0-1: lowest wins
+    np.testing.assert_array_equal(m.mode_prediction(labels, 3), [1, 0])
+    p = per_draw(6, 5, 3, zeros=False)
+    votes = p.argmax(-1)
+    for i in range(5):
+        counts = np.bincount(votes[:, i], minlength=3)
+        assert np.isclose(m.variation_ratio(p, 3)[i], 1 - counts.max() / 6)
+    probs = np.full((2, 3), 1 / 3)
+    for fn in (m.nll, m.brier_score, m.expected_calibration_error):
+        with pytest.raises(ValueError, match="labels must lie"):
+            fn(probs, np.array([0, 3]))
+        with pytest.raises(ValueError, match=r"expected labels of shape \(2,\)"):
+            fn(probs, np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="n_bins"):
+        m.expected_calibration_error(probs, np.array([0, 1]), n_bins=0)
+    with pytest.raises(ValueError, match="per-draw"):
+        m.expected_entropy(probs)

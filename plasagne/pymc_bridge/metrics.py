@@ -136,6 +136,24 @@ def chi2_uniformity(samples: np.ndarray, n_classes: int) -> tuple[np.ndarray, np
     return statistic, stats.chi2.sf(statistic, n_classes - 1)
 
 
+def _probs_and_labels(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    p = _mean_probs(probs)
+    labels = np.asarray(labels)
+    if p.ndim != 2:
+        raise ValueError(
+            f"expected probabilities (n, classes) or (draws, n, classes), got {p.shape}"
+        )
+    if labels.shape != (p.shape[0],):
+        raise ValueError(f"expected labels of shape ({p.shape[0]},), got {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"expected integer labels, got dtype {labels.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() >= p.shape[1]):
+        raise ValueError(
+            f"labels must lie in [0, {p.shape[1]}), found {labels.min()}..{labels.max()}"
+        )
+    return p, labels
+
+
 def nll(probs: np.ndarray, labels: np.ndarray) -> float:
     """Mean negative log predictive probability of the true labels (probabilities are
     clipped at 1e-12, so a confident miss costs at most ~27.6 nats).
@@ -145,8 +163,7 @@ def nll(probs: np.ndarray, labels: np.ndarray) -> float:
     >>> round(nll(np.array([[0.25, 0.75]]), np.array([1])), 4)
     0.2877
     """
-    p = _mean_probs(probs)
-    labels = np.asarray(labels)
+    p, labels = _probs_and_labels(probs, labels)
     picked = p[np.arange(len(labels)), labels]
     return float(-np.log(np.clip(picked, 1e-12, 1.0)).mean())
 
@@ -159,8 +176,8 @@ def brier_score(probs: np.ndarray, labels: np.ndarray) -> float:
     >>> brier_score(np.array([[0.5, 0.5]]), np.array([0]))
     0.5
     """
-    p = _mean_probs(probs)
-    onehot = np.eye(p.shape[-1])[np.asarray(labels)]
+    p, labels = _probs_and_labels(probs, labels)
+    onehot = np.eye(p.shape[-1])[labels]
     return float(((p - onehot) ** 2).sum(axis=-1).mean())
 
 
@@ -186,8 +203,9 @@ def expected_calibration_error(
     >>> round(ece, 4), bins["count"].tolist()
     (0.25, [0, 2])
     """
-    p = _mean_probs(probs)
-    labels = np.asarray(labels)
+    p, labels = _probs_and_labels(probs, labels)
+    if not isinstance(n_bins, int | np.integer) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
     confidence = p.max(axis=-1)
     correct = p.argmax(axis=-1) == labels
     edges = np.linspace(0.0, 1.0, n_bins + 1)
