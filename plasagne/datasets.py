@@ -260,11 +260,14 @@ def download_mnist(
     return target
 
 
+_default_cache_dir = cache_dir
+
+
 def load_mnist(
     path: str | os.PathLike | None = None,
     *,
     download: bool = False,
-    cache: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
 ) -> MNIST:
     """Load MNIST from ``path``, ``$PLASAGNE_DATA``, or the cache directory.
 
@@ -275,8 +278,9 @@ def load_mnist(
         not) or an ``.npz`` file with ``x_train, y_train, x_test, y_test``.
     download : bool
         If nothing is found, download the IDX files into the cache directory.
-    cache : str or PathLike, optional
-        The cache directory (default :func:`cache_dir`).
+    cache_dir : str or PathLike, optional
+        The cache directory (default: the function :func:`cache_dir`, i.e.
+        ``$XDG_CACHE_HOME/plasagne`` or ``~/.cache/plasagne``).
 
     Raises
     ------
@@ -289,7 +293,7 @@ def load_mnist(
     --------
     >>> import tempfile
     >>> try:
-    ...     load_mnist(cache=tempfile.mkdtemp())
+    ...     load_mnist(cache_dir=tempfile.mkdtemp())
     ... except DataNotFoundError as err:
     ...     print("not found")
     not found
@@ -302,7 +306,7 @@ def load_mnist(
         candidates.append(p)
     elif os.environ.get("PLASAGNE_DATA"):
         candidates.append(Path(os.environ["PLASAGNE_DATA"]))
-    cache_path = Path(cache) if cache is not None else cache_dir()
+    cache_path = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
     if path is None:
         candidates.append(cache_path)
     for candidate in candidates:

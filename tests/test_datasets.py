@@ -71,7 +71,7 @@ def test_npz_and_environment_variable(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     cache.mkdir()
     write_idx_dir(cache, arrays)
-    check_same(load_mnist(cache=cache), arrays)
+    check_same(load_mnist(cache_dir=cache), arrays)
 
 
 def test_missing_data_says_where_to_put_it(tmp_path, monkeypatch):
@@ -79,7 +79,7 @@ def test_missing_data_says_where_to_put_it(tmp_path, monkeypatch):
     with pytest.raises(
         DataNotFoundError, match=f"looked in {tmp_path}.*train-images-idx3-ubyte.gz"
     ):
-        load_mnist(cache=tmp_path)
+        load_mnist(cache_dir=tmp_path)
     with pytest.raises(DataNotFoundError, match="does not exist"):
         load_mnist(tmp_path / "nope")
 
@@ -120,7 +120,7 @@ def test_wrong_shapes_labels_and_counts(tmp_path):
         load_mnist(tmp_path / "d.npz")
 
 
-def test_download_checks_checksums(tmp_path):
+def test_download_checks_checksums(tmp_path, monkeypatch):
     import hashlib
 
     mirror = tmp_path / "mirror"
@@ -134,7 +134,13 @@ def test_download_checks_checksums(tmp_path):
     target = datasets.download_mnist(
         tmp_path / "cache", mirrors=[mirror.as_uri() + "/"], checksums=sums
     )
-    check_same(load_mnist(cache=target), arrays)
+    check_same(load_mnist(cache_dir=target), arrays)
+    # load_mnist(download=True) goes through the (patched) mirror list and checksums
+    monkeypatch.setattr(datasets, "MIRRORS", [mirror.as_uri() + "/"])
+    monkeypatch.setattr(datasets, "CHECKSUMS", sums)
+    monkeypatch.delenv("PLASAGNE_DATA", raising=False)
+    check_same(load_mnist(download=True, cache_dir=tmp_path / "fresh"), arrays)
+    assert sorted(p.name for p in (tmp_path / "fresh").iterdir()) == sorted(sums)
     wrong = dict(sums, **{datasets.IDX_FILES["y_test"]: "0" * 64})
     with pytest.raises(DataNotFoundError, match="checksum mismatch"):
         datasets.download_mnist(
