@@ -51,8 +51,17 @@ def confusion_matrix(labels: np.ndarray, preds: np.ndarray, n_classes: int = 10)
     >>> confusion_matrix(np.array([0, 1, 1]), np.array([0, 0, 1]), 2).tolist()
     [[1, 0], [1, 1]]
     """
+    labels, preds = np.asarray(labels), np.asarray(preds)
+    if labels.shape != preds.shape or labels.ndim != 1:
+        raise ValueError(
+            f"expected labels and preds as equal-length 1-d arrays, got {labels.shape} and "
+            f"{preds.shape}"
+        )
+    for name, arr in (("labels", labels), ("preds", preds)):
+        if arr.size and (arr.min() < 0 or arr.max() >= n_classes):
+            raise ValueError(f"{name} must lie in [0, {n_classes}), found {arr.min()}..{arr.max()}")
     out = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(out, (np.asarray(labels), np.asarray(preds)), 1)
+    np.add.at(out, (labels, preds), 1)
     return out
 
 

@@ -23,6 +23,10 @@ def test_confusion_matrix_counts():
     for a, b in zip(y, p):
         expected[a, b] += 1
     np.testing.assert_array_equal(report.confusion_matrix(y, p, 4), expected)
+    with pytest.raises(ValueError, match=r"preds must lie in \[0, 4\), found 0..4"):
+        report.confusion_matrix(np.array([0, 1]), np.array([0, 4]), 4)
+    with pytest.raises(ValueError, match="equal-length"):
+        report.confusion_matrix(np.array([0, 1]), np.array([0]), 4)
 
 
 def test_all_plots_and_the_report(tmp_path):
