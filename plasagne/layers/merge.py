@@ -320,7 +320,7 @@ class ElemwiseSumLayer(ElemwiseMergeLayer):
         inputs = autocrop(inputs, self.cropping)
         output = None
         for coeff, x in zip(self.coeffs, inputs):
-            if not (not isinstance(coeff, Variable) and coeff == 1):
+            if isinstance(coeff, Variable) or np.ndim(coeff) or coeff != 1:
                 x = x * coeff
             output = x if output is None else output + x
         return output
