@@ -5,39 +5,50 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-import pytensor.tensor as pt
-
 from .. import init, nonlinearities
 from ..ops.conv import pad_spatial
-from ..utils import as_tuple
-from .base import Layer
-from .conv import conv_output_length
+from .conv import Conv2DLayer
 
 __all__ = ["LocallyConnected2DLayer"]
 
 
-class LocallyConnected2DLayer(Layer):
-    """2-D locally connected layer: like :class:`Conv2DLayer`, but with a separate filter
-    for every output position (unshared weights).
+class LocallyConnected2DLayer(Conv2DLayer):
+    """2-D locally connected layer: a convolution without weight sharing.
+
+    Every output position has its own filter bank::
+
+        out[b, f, y, x] = sum_{c, i, j} W[f, c, i, j, y, x] * padded[b, c, y + i, x + j]
+
+    (with ``flip_filters=True`` the taps ``i, j`` are reversed, as in a convolution), then
+    the biases and the nonlinearity are applied. A subclass of :class:`Conv2DLayer`, as in
+    Lasagne.
 
     Parameters
     ----------
     incoming : Layer or tuple
-        Input of shape ``(batch, channels, rows, columns)`` with fixed spatial size.
+        Input of shape ``(batch, channels, rows, columns)``; all but the batch size must be
+        known (they fix the weight shape).
     num_filters : int
+        Number of output channels.
     filter_size : int or tuple of int
-    stride : int or tuple
-        Only 1 is supported, as in Lasagne.
-    pad : 'same', 'valid' or int/tuple
-        'same' (odd filters) keeps the spatial size.
+    stride : int or tuple of int
+        Default 1, the only value Lasagne supports; larger strides work here too.
+    pad : 'same', 'valid', 'full', int or tuple of int
+        Default 'same' (odd filter sizes), the only value Lasagne supports.
     untie_biases : bool
-        One bias per filter and position.
+        If True, ``b`` has shape ``(num_filters, out_rows, out_columns)``.
     W : parameter spec
         Shape ``(num_filters, channels, rows, columns, out_rows, out_columns)``, or with
-        ``channelwise=True`` ``(num_filters, rows, columns, out_rows, out_columns)`` (each
-        output channel sees only its own input channel; needs ``num_filters == channels``).
+        ``channelwise=True`` ``(num_filters, rows, columns, out_rows, out_columns)``.
+    b, nonlinearity
+        As for :class:`Conv2DLayer`.
     flip_filters : bool
-        True (default) flips the filter taps like a convolution.
+        True (default) reverses the filter taps, like a convolution.
+    channelwise : bool
+        If True, output channel ``k`` sees only input channel ``k``; ``num_filters`` must
+        equal the number of input channels.
+    **kwargs
+        Passed to :class:`Layer` (``name``).
 
     Examples
     --------
@@ -45,6 +56,8 @@ class LocallyConnected2DLayer(Layer):
     >>> l = LocallyConnected2DLayer(InputLayer((None, 3, 6, 6)), 4, 3)
     >>> l.output_shape, l.W.get_value().shape
     ((None, 4, 6, 6), (4, 3, 3, 3, 6, 6))
+    >>> LocallyConnected2DLayer(InputLayer((None, 3, 6, 6)), 3, 3, channelwise=True).get_W_shape()
+    (3, 3, 3, 6, 6)
     """
 
     def __init__(
@@ -62,80 +75,75 @@ class LocallyConnected2DLayer(Layer):
         channelwise: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(incoming, **kwargs)
-        self.nonlinearity = nonlinearities.identity if nonlinearity is None else nonlinearity
-        if len(self.input_shape) != 4:
-            raise ValueError(f"{self._label()}: expected a 4-D input, got {self.input_shape}")
+        self.channelwise = channelwise
+        super().__init__(
+            incoming,
+            num_filters,
+            filter_size,
+            stride=stride,
+            pad=pad,
+            untie_biases=untie_biases,
+            W=W,
+            b=b,
+            nonlinearity=nonlinearity,
+            flip_filters=flip_filters,
+            **kwargs,
+        )
+
+    def get_W_shape(self) -> tuple:
+        """``(num_filters, channels, *filter_size, *output_spatial)`` (channelwise: no channels).
+
+        Examples
+        --------
+        >>> from plasagne.layers import InputLayer, LocallyConnected2DLayer
+        >>> LocallyConnected2DLayer(InputLayer((None, 2, 5, 4)), 3, 3, pad="valid").get_W_shape()
+        (3, 2, 3, 3, 3, 2)
+        """
         if any(s is None for s in self.input_shape[1:]):
             raise ValueError(
-                f"{self._label()}: needs fixed channel and spatial sizes, got {self.input_shape}"
+                f"{self._label()}: needs a fixed input shape except for the batch size, got "
+                f"{self.input_shape}"
             )
-        self.num_filters = int(num_filters)
-        self.filter_size = as_tuple(filter_size, 2, int)
-        self.stride = as_tuple(stride, 2, int)
-        if self.stride != (1, 1):
-            raise NotImplementedError(f"{self._label()}: only stride (1, 1) is supported")
-        if pad == "same" and any(s % 2 == 0 for s in self.filter_size):
-            raise NotImplementedError(f"{self._label()}: 'same' padding requires odd filters")
-        self.pad = pad if pad in ("same", "valid") else as_tuple(pad, 2, int)
-        self.untie_biases = untie_biases
-        self.flip_filters = flip_filters
-        self.channelwise = channelwise
         channels = self.input_shape[1]
-        if channelwise and self.num_filters != channels:
-            raise ValueError(
-                f"{self._label()}: channelwise needs num_filters == input channels "
-                f"({channels}), got {self.num_filters}"
-            )
-        out = self.output_shape[2:]
-        if channelwise:
-            w_shape = (self.num_filters, *self.filter_size, *out)
-        else:
-            w_shape = (self.num_filters, channels, *self.filter_size, *out)
-        self.W = self.add_param(W, w_shape, name="W")
-        if b is None:
-            self.b = None
-        else:
-            b_shape = (self.num_filters, *out) if untie_biases else (self.num_filters,)
-            self.b = self.add_param(b, b_shape, name="b", regularizable=False)
-
-    def _pads(self) -> tuple:
-        if self.pad == "same":
-            return tuple(f // 2 for f in self.filter_size)
-        if self.pad == "valid":
-            return (0, 0)
-        return self.pad
-
-    def get_output_shape_for(self, input_shape: tuple) -> tuple:
-        pad = self.pad if isinstance(self.pad, str) else self.pad
-        pads = (pad, pad) if isinstance(pad, str) else pad
-        spatial = tuple(
-            conv_output_length(i, f, 1, p)
-            for i, f, p in zip(input_shape[2:], self.filter_size, pads)
-        )
-        return (input_shape[0], self.num_filters, *spatial)
-
-    def get_output_for(self, input: Any, **kwargs: Any) -> Any:
-        oh, ow = self.output_shape[2:]
-        x = pad_spatial(input, [(p, p) for p in self._pads()])
-        taps = [
-            x[:, :, i : i + oh, j : j + ow]
-            for i, j in itertools.product(range(self.filter_size[0]), range(self.filter_size[1]))
-        ]
-        patches = pt.stack(taps, axis=2)  # (batch, channels, taps, oh, ow)
-        n_taps = len(taps)
-        W = self.W
-        if self.flip_filters:
-            if self.channelwise:
-                W = W[:, ::-1, ::-1]
-            else:
-                W = W[:, :, ::-1, ::-1]
+        out = self.get_output_shape_for(self.input_shape)[2:]
         if self.channelwise:
-            W = W.reshape((self.num_filters, n_taps, oh, ow))
-            out = (patches * W[None]).sum(axis=2)
-        else:
-            W = W.reshape((self.num_filters, self.input_shape[1], n_taps, oh, ow))
-            out = (patches[:, None] * W[None]).sum(axis=(2, 3))
-        if self.b is not None:
-            out = out + (self.b[None] if self.untie_biases else self.b[None, :, None, None])
-        return self.nonlinearity(out)
+            if self.num_filters != channels:
+                raise ValueError(
+                    f"{self._label()}: channelwise=True needs num_filters equal to the number "
+                    f"of input channels ({channels}), got num_filters={self.num_filters}"
+                )
+            return (self.num_filters, *self.filter_size, *out)
+        return (self.num_filters, channels, *self.filter_size, *out)
+
+    def convolve(self, input: Any, **kwargs: Any) -> Any:
+        """The locally connected product, without biases and nonlinearity.
+
+        One strided slice of the padded input per filter tap, multiplied by that tap's
+        weights at every position and summed (Python loops over the taps only).
+
+        Examples
+        --------
+        >>> from plasagne.layers import InputLayer, LocallyConnected2DLayer
+        >>> layer = LocallyConnected2DLayer(InputLayer((1, 1, 1, 3)), 1, 1,
+        ...                                 W=np.array([1.0, 2.0, 3.0]).reshape(1, 1, 1, 1, 1, 3))
+        >>> layer.convolve(pt.constant(np.ones((1, 1, 1, 3)))).eval().tolist()
+        [[[[1.0, 2.0, 3.0]]]]
+        """
+        oh, ow = self.get_output_shape_for(self.input_shape)[2:]
+        kh, kw = self.filter_size
+        sh, sw = self.stride
+        x = pad_spatial(input, [(p, p) for p in self._pads()])
+        out = None
+        for i, j in itertools.product(range(kh), range(kw)):
+            patch = x[:, :, i : i + (oh - 1) * sh + 1 : sh, j : j + (ow - 1) * sw + 1 : sw]
+            ti, tj = (kh - 1 - i, kw - 1 - j) if self.flip_filters else (i, j)
+            if self.channelwise:
+                term = patch * self.W[:, ti, tj].dimshuffle("x", 0, 1, 2)
+            else:
+                # (batch, 1, channels, oh, ow) * (1, filters, channels, oh, ow), summed over c
+                term = (
+                    patch.dimshuffle(0, "x", 1, 2, 3)
+                    * self.W[:, :, ti, tj].dimshuffle("x", 0, 1, 2, 3)
+                ).sum(axis=2)
+            out = term if out is None else out + term
+        return out
