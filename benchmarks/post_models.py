@@ -24,25 +24,28 @@ POST = {
 }
 
 
-def run(
-    model: str, data: dict, iterations: int, batch: int, lr: float, backend: str, draws: int
-) -> dict:
+def run(model: str, data: dict, args: argparse.Namespace) -> dict:
     import pytensor
 
     from plasagne.cli import summarise_predictions
     from plasagne.models import MODELS, default_prior
     from plasagne.pymc_bridge import build_model, fit
+    from plasagne.pymc_bridge.fit import exponential_decay
     from plasagne.pymc_bridge.predict import PosteriorPredictive, sample_labels
 
+    iterations, backend, draws = args.iterations, args.backend, args.draws
+    lr = args.learning_rate
+    if args.learning_rate_final is not None:
+        lr = exponential_decay(args.learning_rate, args.learning_rate_final, iterations)
     t_start = time.perf_counter()
     X, y = data["x_train"], data["y_train"]
-    bnet = build_model(MODELS[model], X, y, priors=default_prior(model), batch_size=batch)
+    bnet = build_model(MODELS[model], X, y, priors=default_prior(model), batch_size=args.batch_size)
     result = fit(bnet, X, y, n=iterations, learning_rate=lr, mode=backend, random_seed=0)
     t_fit = time.perf_counter() - t_start
     t0 = time.perf_counter()
     per_draw = PosteriorPredictive(
         bnet, result, draws_per_call=1, mode=backend, random_seed=1
-    ).draws(data["x_test"], draws)
+    ).draws(data["x_test"], draws, chunk_size=args.chunk_size)
     predict_s = time.perf_counter() - t0
     labels = sample_labels(per_draw, random_seed=2)
     summary = summarise_predictions(per_draw, labels, data["y_test"])
@@ -51,6 +54,9 @@ def run(
         "model": model,
         "dtype": pytensor.config.floatX,
         "iterations": iterations,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "learning_rate_final": args.learning_rate_final,
         "compile_s": result.compile_seconds,
         "fit_wall_s": t_fit,
         "steps_per_s": iterations / result.fit_seconds,
@@ -73,20 +79,25 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=3000)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--learning-rate", type=float, default=0.01)
+    parser.add_argument(
+        "--learning-rate-final",
+        type=float,
+        default=None,
+        help="decay the rate geometrically to this value over the run (default: constant)",
+    )
+    parser.add_argument("--chunk-size", type=int, default=1000, help="test images per call")
     parser.add_argument("--backend", default="NUMBA")
     parser.add_argument("--draws", type=int, default=100)
     parser.add_argument("--float64", action="store_true")
     args = parser.parse_args()
     pytensor.config.floatX = "float64" if args.float64 else "float32"
     data = load_mnist_protocol(pytensor.config.floatX)
-    rows = [
-        run(m, data, args.iterations, args.batch_size, args.learning_rate, args.backend, args.draws)
-        for m in args.models
-    ]
+    rows = [run(m, data, args) for m in args.models]
     columns = [
         "model",
         "dtype",
         "iterations",
+        "batch_size",
         "compile_s",
         "fit_wall_s",
         "steps_per_s",

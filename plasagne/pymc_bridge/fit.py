@@ -37,6 +37,7 @@ __all__ = [
     "MAPEstimate",
     "BatchStream",
     "resolve_mode",
+    "exponential_decay",
     "METHODS",
 ]
 
@@ -280,10 +281,89 @@ def _build_vi(
     return inference
 
 
-def _make_optimizer(optimizer: Any, learning_rate: float) -> Callable:
-    if optimizer is None:
-        return pm.adam(learning_rate=learning_rate)
-    return optimizer
+def exponential_decay(initial: float, final: float, steps: int) -> Callable[[int], float]:
+    """A learning-rate schedule falling geometrically from ``initial`` to ``final``.
+
+    ``rate(i) = initial * (final / initial) ** (min(i, steps) / steps)``: pass it to
+    :func:`fit` as ``learning_rate``. It is a pure function of the iteration, so a resumed
+    fit continues on the same schedule.
+
+    Parameters
+    ----------
+    initial, final : float
+        Rates at iteration 0 and from iteration ``steps`` on (both positive).
+    steps : int
+        Iterations over which the rate falls.
+
+    Examples
+    --------
+    >>> rate = exponential_decay(0.01, 0.001, 100)
+    >>> [round(rate(i), 6) for i in (0, 50, 100, 500)]
+    [0.01, 0.003162, 0.001, 0.001]
+    """
+    if not (initial > 0 and final > 0 and np.isfinite(initial) and np.isfinite(final)):
+        raise ValueError(
+            f"exponential_decay: rates must be positive and finite, found {initial}, {final}"
+        )
+    if int(steps) <= 0:
+        raise ValueError(f"exponential_decay: steps must be positive, found {steps}")
+    ratio = final / initial
+    steps = int(steps)
+
+    def rate(i: int) -> float:
+        return float(initial * ratio ** (min(int(i), steps) / steps))
+
+    return rate
+
+
+class _Schedule:
+    """Holds the learning rate in a shared variable the compiled step reads."""
+
+    def __init__(self, function: Callable[[int], float], dtype: str) -> None:
+        self.function = function
+        self.dtype = dtype
+        first = self.rate(0)
+        self.variable = pytensor.shared(np.asarray(first, dtype=dtype), name="learning_rate")
+
+    def rate(self, i: int) -> float:
+        value = float(self.function(i))
+        if not (value > 0 and np.isfinite(value)):
+            raise ValueError(
+                f"fit: the learning_rate schedule gave {value} at iteration {i}; "
+                "expected a positive finite number"
+            )
+        return value
+
+    def set(self, i: int) -> None:
+        self.variable.set_value(np.asarray(self.rate(i), dtype=self.dtype))
+
+
+def _make_schedule(
+    learning_rate: float | Callable[[int], float], optimizer: Any, dtype: str
+) -> _Schedule | None:
+    if not callable(learning_rate):
+        if not (float(learning_rate) > 0 and np.isfinite(float(learning_rate))):
+            raise ValueError(
+                f"fit: learning_rate must be a positive finite number or a callable "
+                f"schedule, found {learning_rate!r}"
+            )
+        return None
+    if optimizer is not None:
+        raise ValueError(
+            "fit: a learning_rate schedule drives the default Adam optimizer; "
+            "with optimizer= give the rate to that optimizer instead"
+        )
+    return _Schedule(learning_rate, dtype)
+
+
+def _make_optimizer(
+    optimizer: Any, learning_rate: float | Callable[[int], float], schedule: _Schedule | None
+) -> Callable:
+    if optimizer is not None:
+        return optimizer
+    if schedule is not None:
+        return pm.adam(learning_rate=schedule.variable)
+    return pm.adam(learning_rate=learning_rate)
 
 
 def point_estimate_params(bnet: BayesianNetwork) -> list:
@@ -362,7 +442,7 @@ def fit(
     method: str = "advi",
     *,
     batch_size: int | None = None,
-    learning_rate: float = 0.01,
+    learning_rate: float | Callable[[int], float] = 0.01,
     optimizer: Callable | None = None,
     mode: str | Mode | None = None,
     start_sigma: float | None = 0.01,
@@ -390,8 +470,11 @@ def fit(
     method : {"advi", "fullrank_advi", "svgd", "map"}
     batch_size : int, optional
         Rows per step; the model's batch size by default.
-    learning_rate : float
-        Adam's step size (when ``optimizer`` is not given).
+    learning_rate : float or callable
+        Adam's step size (when ``optimizer`` is not given), or a schedule: a function
+        of the iteration (0, 1, ...) returning the rate, e.g.
+        :func:`exponential_decay`. A schedule is a function of the iteration only, so
+        ``resume=`` continues on it exactly.
     optimizer : callable, optional
         A PyMC optimizer ``f(loss_or_grads, params) -> updates``, e.g.
         ``pm.adagrad_window(learning_rate=0.01)``.
@@ -463,7 +546,8 @@ def fit(
     with pytensor.config.change_flags(floatX=dtype or pytensor.config.floatX):
         bnet.set_batch(X[:batch_size], y[:batch_size])
         start = _start_point(bnet.model, start_seed)
-        opt = _make_optimizer(optimizer, learning_rate)
+        schedule = _make_schedule(learning_rate, optimizer, dtype or pytensor.config.floatX)
+        opt = _make_optimizer(optimizer, learning_rate, schedule)
         if method == "map":
             approx, step = _compile_map(bnet, start, opt, compiled_mode, step_seed)
             has_loss = True
@@ -530,6 +614,8 @@ def fit(
                 stream_before = stream.state()
                 idx = stream.next_indices()
                 bnet.set_batch(X[idx], y[idx])
+                if schedule is not None:
+                    schedule.set(done)
                 try:
                     out = step()
                 except KeyboardInterrupt:
