@@ -117,7 +117,9 @@ def test_bayesian_last_layer_trains_the_point_estimate_layers_too(method):
     hidden = point_estimate_params(bnet)
     assert [p.name for p in hidden] == ["hid.W", "hid.b"]
     before = [p.get_value().copy() for p in hidden]
-    result = fit(bnet, X, y, n=300, method=method, learning_rate=0.05, progressbar=False, random_seed=0)
+    result = fit(
+        bnet, X, y, n=300, method=method, learning_rate=0.05, progressbar=False, random_seed=0
+    )
     assert all(not np.allclose(b, p.get_value()) for b, p in zip(before, hidden))
     probs = predict_proba(bnet, result, X, draws=20, random_seed=1)
     assert (probs.argmax(1) == y).mean() > 0.85

@@ -48,11 +48,60 @@ def test_chunking_does_not_change_results(fitted):
     mean = b.mean(X, 15, chunk_size=1000)
     assert a.shape == (15, len(X), 2)
     np.testing.assert_allclose(mean, a.mean(axis=0), rtol=1e-6)
-    # input chunks of 7 rows: each row's draws come from the same compiled function
+    # weights are drawn once per draw, so input chunks of 7 rows give the same draws
     c = PosteriorPredictive(bnet, result, draws_per_call=5, random_seed=7).draws(
         X, 15, chunk_size=7
     )
-    assert c.shape == a.shape and np.isfinite(c).all()
+    np.testing.assert_allclose(c, a, rtol=1e-6)
+
+
+@pytest.mark.parametrize("draws_per_call", [1, 4])
+def test_each_draw_is_one_weight_set_for_all_inputs(fitted, draws_per_call):
+    """log(p1 / p0) is exactly linear in x within a draw (one W, b), across input chunks."""
+    bnet, result, X, _ = fitted
+    pp = PosteriorPredictive(bnet, result, draws_per_call=draws_per_call, random_seed=11)
+    per_draw = pp.draws(X, draws=6, chunk_size=9)
+    assert per_draw.shape == (6, len(X), 2)
+    design = np.hstack([X, np.ones((len(X), 1))])
+    coefs = []
+    for p in per_draw:
+        target = np.log(p[:, 1]) - np.log(p[:, 0])
+        coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+        np.testing.assert_allclose(design @ coef, target, atol=1e-6)
+        coefs.append(coef)
+    # ... and the draws differ from each other (the weights really are sampled)
+    assert np.ptp(np.array(coefs), axis=0).min() > 1e-3
+
+
+def test_map_estimate_gives_one_deterministic_draw():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 2))
+    y = (X[:, 0] - X[:, 1] > 0).astype("int64")
+
+    def net(prior):
+        return DenseLayer(
+            InputLayer((None, 2)), 2, W=prior, b=prior, nonlinearity=softmax, name="o"
+        )
+
+    bnet = build_model(net, X, y, priors=GaussWeights(1.0), batch_size=30)
+    result = fit(bnet, X, y, n=100, method="map", learning_rate=0.05, progressbar=False)
+    pp = PosteriorPredictive(bnet, result, draws_per_call=3)
+    per_draw = pp.draws(X, draws=10, chunk_size=16)
+    assert per_draw.shape == (1, len(X), 2)
+    point = result.point_estimate()
+    logits = X @ point["o.W"] + point["o.b"]
+    ref = np.exp(logits - logits.max(1, keepdims=True))
+    ref /= ref.sum(1, keepdims=True)
+    np.testing.assert_allclose(per_draw[0], ref, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(pp.mean(X, draws=10, chunk_size=16), ref, rtol=1e-5, atol=1e-7)
+
+
+def test_bad_chunk_and_draw_settings_are_named(fitted):
+    bnet, result, X, _ = fitted
+    with pytest.raises(ValueError, match="draws_per_call"):
+        PosteriorPredictive(bnet, result, draws_per_call=0)
+    with pytest.raises(ValueError, match="chunk_size"):
+        PosteriorPredictive(bnet, result).mean(X, draws=2, chunk_size=0)
 
 
 def test_predictions_are_accurate_and_mode_rule_agrees(fitted):
