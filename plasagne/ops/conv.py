@@ -14,15 +14,17 @@ flip themselves.
 
 Method
 ------
-The input is zero-padded, transposed to ``(channels, batch, *spatial)``, and for each of
-the ``prod(kernel)`` filter taps one strided (and dilated) slice is taken. The slices are
-stacked into a ``(channels * taps, batch * positions)`` matrix (im2col) and multiplied by
-the ``(num_filters, channels * taps)`` filter matrix: one GEMM per call, so the work runs
-in the backend's BLAS, and Python only loops over the taps while the graph is built. The
-graph is made of padding, slicing, stacking, reshapes and a dot: it differentiates like
-any other graph and compiles on every backend (FAST_COMPILE's Python linker, C, Numba,
-JAX). :func:`corr_nd_transpose` (the gradient of :func:`corr_nd` with respect to its
-input, used by the transposed convolution layers) is written on top of :func:`corr_nd`.
+The input is zero-padded and its patches gathered by the :class:`~plasagne.ops.im2col.Im2Col`
+Op into a ``(channels * taps, batch * positions)`` matrix (im2col), which is multiplied by
+the ``(num_filters, channels * taps)`` filter matrix: one GEMM per call, so the arithmetic
+runs in the backend's BLAS. ``Im2Col`` has a Numba kernel (one pass of plain loops, kernel
+size, stride and dilation compiled in), a numpy ``perform`` for the Python and C backends
+and a JAX implementation; its gradient is its adjoint :class:`~plasagne.ops.im2col.Col2Im`
+(every patch entry added back where it came from), also one pass. Building the matrix from
+``prod(kernel)`` strided slices instead (the first version) cost a stack of slices forward
+and one full-size ``inc_subtensor`` per tap backward. :func:`corr_nd_transpose` (the
+gradient of :func:`corr_nd` with respect to its input, used by the transposed convolution
+layers) is written on top of :func:`corr_nd`.
 
 Swapping in a faster kernel
 ---------------------------
@@ -43,12 +45,13 @@ also use its own kernel through the ``convolution=`` argument of the convolution
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from numbers import Integral
 from typing import Any
 
 import pytensor.tensor as pt
+
+from .im2col import im2col, output_lengths
 
 __all__ = ["corr_nd", "corr_nd_transpose", "pad_spatial", "dilate_spatial"]
 
@@ -201,28 +204,11 @@ def corr_nd(
     dilation = tuple(int(d) for d in _per_axis(dilation, n, "dilation"))
     pads = [p if isinstance(p, tuple) else (p, p) for p in _per_axis(pad, n, "pad")]
     x = pad_spatial(input, pads)
-    # channels first, batch second: the stacked taps then reshape straight into the
-    # (channels * taps, batch * positions) matrix of the product
-    x = x.dimshuffle(1, 0, *range(2, 2 + n))
-    out_len = [
-        (x.shape[2 + i] - dilation[i] * (kernel_shape[i] - 1) - 1) // stride[i] + 1
-        for i in range(n)
-    ]
-    taps = []
-    for offsets in itertools.product(*(range(k) for k in kernel_shape)):
-        index = (slice(None), slice(None)) + tuple(
-            slice(o * d, o * d + (m - 1) * s + 1, s)
-            for o, d, s, m in zip(offsets, dilation, stride, out_len)
-        )
-        taps.append(x[index])
-    n_taps = len(taps)
-    cols = pt.stack(taps, axis=1)  # (channels, taps, batch, *out)
-    channels = x.shape[0]
-    batch = x.shape[1]
-    cols = cols.reshape((channels * n_taps, -1))
+    out_len = output_lengths([x.shape[2 + i] for i in range(n)], kernel_shape, stride, dilation)
+    cols = im2col(x, kernel_shape, stride, dilation)  # (channels * taps, batch * positions)
     n_filters = filters.shape[0]
-    w = filters.reshape((n_filters, channels * n_taps))
-    out = pt.dot(w, cols).reshape([n_filters, batch, *out_len])
+    w = filters.reshape((n_filters, cols.shape[0]))
+    out = pt.dot(w, cols).reshape([n_filters, x.shape[0], *out_len])
     return out.dimshuffle(1, 0, *range(2, 2 + n))
 
 
