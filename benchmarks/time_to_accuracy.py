@@ -26,7 +26,13 @@ def run(model: str, data: dict, args: argparse.Namespace) -> dict:
     import pytensor
 
     from plasagne.models import MODELS
-    from plasagne.pymc_bridge import GaussWeights, build_model, fit
+    from plasagne.pymc_bridge import (
+        GaussWeights,
+        HierarchicalGaussWeights,
+        build_model,
+        exponential_decay,
+        fit,
+    )
     from plasagne.pymc_bridge.predict import PosteriorPredictive
     from plasagne.random import set_rng
 
@@ -35,9 +41,16 @@ def run(model: str, data: dict, args: argparse.Namespace) -> dict:
     set_rng(np.random.RandomState(0))
     X, y = data["x_train"], data["y_train"]
     Xt, yt = data["x_test"], data["y_test"]
-    bnet = build_model(
-        MODELS[model], X, y, priors=GaussWeights(args.prior_sigma), batch_size=args.batch_size
-    )
+    if args.prior == "hier":
+        priors = HierarchicalGaussWeights()
+    else:
+        priors = GaussWeights(args.prior_sigma)
+    bnet = build_model(MODELS[model], X, y, priors=priors, batch_size=args.batch_size)
+    learning_rate = args.learning_rate
+    if args.learning_rate_final is not None:
+        learning_rate = exponential_decay(
+            args.learning_rate, args.learning_rate_final, args.decay_iterations
+        )
     history: list[tuple[int, float, float]] = []
     state: dict = {}
 
@@ -67,7 +80,7 @@ def run(model: str, data: dict, args: argparse.Namespace) -> dict:
         X,
         y,
         n=args.max_iterations,
-        learning_rate=args.learning_rate,
+        learning_rate=learning_rate,
         mode=args.backend,
         random_seed=0,
         callbacks=[evaluate],
@@ -81,6 +94,9 @@ def run(model: str, data: dict, args: argparse.Namespace) -> dict:
         "model": model,
         "dtype": pytensor.config.floatX,
         "backend": args.backend,
+        "prior": args.prior if args.prior == "hier" else f"normal({args.prior_sigma})",
+        "learning_rate": args.learning_rate,
+        "learning_rate_final": args.learning_rate_final,
         "target": target,
         "budget_s": budget,
         "compile_s": result.compile_seconds,
@@ -103,7 +119,15 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"])
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--learning-rate", type=float, default=0.01)
-    parser.add_argument("--prior-sigma", type=float, default=0.1)
+    parser.add_argument("--prior", choices=["normal", "hier"], default="normal")
+    parser.add_argument("--prior-sigma", type=float, default=0.1, help="for --prior normal")
+    parser.add_argument(
+        "--learning-rate-final",
+        type=float,
+        default=None,
+        help="decay the rate geometrically to this value over --decay-iterations",
+    )
+    parser.add_argument("--decay-iterations", type=int, default=5000)
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--max-iterations", type=int, default=100000)
     parser.add_argument("--backend", default="NUMBA")
@@ -113,6 +137,7 @@ def main() -> None:
     rows = [run(m, data, args) for m in args.models]
     columns = [
         "model",
+        "prior",
         "target",
         "budget_s",
         "reached",

@@ -16,9 +16,17 @@ BACKENDS = [
     "CVM",
     pytest.param(
         "JAX",
-        marks=pytest.mark.skipif(
-            importlib.util.find_spec("jax") is None, reason="jax not installed (extra 'jax')"
-        ),
+        marks=[
+            pytest.mark.skipif(
+                importlib.util.find_spec("jax") is None, reason="jax not installed (extra 'jax')"
+            ),
+            # Known bug (docs/performance.md): shapes computed from a symbolic batch size
+            # reach JAX as tracers (reshape/slice bounds), which jit rejects. Strict, so
+            # the test turns red the day it works.
+            pytest.mark.xfail(
+                strict=True, reason="JAX backend needs static shapes; batch size is symbolic"
+            ),
+        ],
     ),
 ]
 
