@@ -20,12 +20,6 @@ BACKENDS = [
             pytest.mark.skipif(
                 importlib.util.find_spec("jax") is None, reason="jax not installed (extra 'jax')"
             ),
-            # Known bug (docs/performance.md): shapes computed from a symbolic batch size
-            # reach JAX as tracers (reshape/slice bounds), which jit rejects. Strict, so
-            # the test turns red the day it works.
-            pytest.mark.xfail(
-                strict=True, reason="JAX backend needs static shapes; batch size is symbolic"
-            ),
         ],
     ),
 ]
@@ -48,7 +42,9 @@ def step_outputs(mode, cnn=True):
             n_filters=3,
             n_dense=8,
         )
-    x, y = pt.tensor4("x"), pt.ivector("y")
+    # static shapes, as fit gives its step (JAX cannot trace shapes computed from a
+    # symbolic batch size)
+    x, y = pt.tensor("x", shape=(4, 1, 16, 16)), pt.tensor("y", shape=(4,), dtype="int32")
     loss = plasagne.objectives.categorical_crossentropy(get_output(net, x), y).mean()
     params = get_all_params(net, trainable=True)
     grads = pytensor.grad(loss, params)

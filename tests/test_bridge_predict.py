@@ -119,3 +119,10 @@ def test_sample_labels_follow_the_probabilities():
     labels = sample_labels(p, random_seed=0)[0]
     freq = np.bincount(labels, minlength=3) / labels.size
     np.testing.assert_allclose(freq, [0.2, 0.5, 0.3], atol=0.015)
+
+
+def test_inputs_of_the_wrong_shape_are_named(fitted):
+    bnet, result, X, _ = fitted
+    pp = PosteriorPredictive(bnet, result)
+    with pytest.raises(ValueError, match=r"shape \(n, 3\).*found \(5, 4\)"):
+        pp.mean(np.zeros((5, 4)), draws=2)

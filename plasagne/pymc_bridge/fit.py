@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pymc as pm
 import pytensor
+import pytensor.tensor as pt
 from pytensor.compile.mode import Mode, get_mode
 from pytensor.graph.replace import graph_replace
 
@@ -393,16 +394,34 @@ def point_estimate_params(bnet: BayesianNetwork) -> list:
 
 
 def _compile_map(
-    bnet: BayesianNetwork, start: dict, optimizer: Callable, mode: Mode | None, seed: int
+    bnet: BayesianNetwork,
+    start: dict,
+    optimizer: Callable,
+    mode: Mode | None,
+    seed: int,
+    batch_size: int,
 ) -> tuple[MAPEstimate, Any]:
     model = bnet.model
     estimate = MAPEstimate(model, start)
     with model:
         logp = model.logp(jacobian=False)
-    loss = -graph_replace(logp, estimate.replacements(), strict=False)
+    replacements = {**estimate.replacements(), **_static_batch(bnet, batch_size)}
+    loss = -graph_replace(logp, replacements, strict=False)
     updates = optimizer(loss, estimate.params + point_estimate_params(bnet))
     step = pm.pytensorf.compile([], loss, updates=updates, random_seed=seed, mode=mode)
     return estimate, step
+
+
+def _static_batch(bnet: BayesianNetwork, batch_size: int) -> dict:
+    """Give the step the minibatch's static shape: every step copies exactly
+    ``batch_size`` rows, and JAX cannot trace shapes computed from a symbolic one."""
+    replacements = {}
+    for data, value in (
+        (bnet.input_data, bnet.input_data.get_value()),
+        (bnet.target_data, bnet.target_data.get_value()),
+    ):
+        replacements[data] = pt.specify_shape(data, (batch_size, *value.shape[1:]))
+    return replacements
 
 
 def _progress(progressbar: bool) -> Any:
@@ -549,7 +568,7 @@ def fit(
         schedule = _make_schedule(learning_rate, optimizer, dtype or pytensor.config.floatX)
         opt = _make_optimizer(optimizer, learning_rate, schedule)
         if method == "map":
-            approx, step = _compile_map(bnet, start, opt, compiled_mode, step_seed)
+            approx, step = _compile_map(bnet, start, opt, compiled_mode, step_seed, batch_size)
             has_loss = True
         else:
             inference = _build_vi(bnet, method, start, start_sigma, start_seed, n_particles)
@@ -563,6 +582,7 @@ def fit(
             }
             if point_estimate_params(bnet):
                 kwargs["more_obj_params"] = point_estimate_params(bnet)
+            kwargs["more_replacements"] = _static_batch(bnet, batch_size)
             if method == "svgd":
                 kwargs["test_optimizer"] = opt
             else:
@@ -652,7 +672,7 @@ def fit(
     for p in getattr(approx, "params", []):
         value = p.get_value()
         if not isinstance(value, np.ndarray):
-            p.set_value(np.asarray(value))
+            p.set_value(np.asarray(value, dtype=p.dtype))
     return FitResult(
         approximation=approx,
         method=method,

@@ -74,7 +74,9 @@ class PosteriorPredictive:
         self.stochastic = hasattr(self.approximation, "sample_node")
         self.draws_per_call = int(draws_per_call) if self.stochastic else 1
         data = bnet.input_data
-        self.input = pt.tensor("X_new", dtype=data.dtype, shape=(None,) * data.ndim)
+        # any number of rows; the other axes as in the data (static: JAX needs them)
+        features = tuple(data.get_value().shape[1:])
+        self.input = pt.tensor("X_new", dtype=data.dtype, shape=(None, *features))
         model = bnet.model
         rvs = list(model.free_RVs)
         batched = self.draws_per_call > 1
@@ -108,6 +110,16 @@ class PosteriorPredictive:
             yield self._sample(), take
             count += take
 
+    def _check(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=self.input.dtype)
+        features = self.input.type.shape[1:]
+        if X.ndim != self.input.ndim or X.shape[1:] != features:
+            raise ValueError(
+                f"PosteriorPredictive: inputs must have shape (n, {', '.join(map(str, features))})"
+                f" like the data the model was built on, found {X.shape}"
+            )
+        return X
+
     def _chunks(self, X: np.ndarray, chunk_size: int):
         if int(chunk_size) < 1:
             raise ValueError(f"PosteriorPredictive: chunk_size must be >= 1, found {chunk_size}")
@@ -119,7 +131,7 @@ class PosteriorPredictive:
 
         A point estimate returns one draw whatever ``draws`` says.
         """
-        X = np.asarray(X, dtype=self.input.dtype)
+        X = self._check(X)
         out = None
         done = 0
         for weights, take in self._weight_draws(draws):
@@ -134,7 +146,7 @@ class PosteriorPredictive:
 
     def mean(self, X: np.ndarray, draws: int = 100, chunk_size: int = 1000) -> np.ndarray:
         """Mean output over draws, shape ``(n, ...)``; memory does not grow with ``draws``."""
-        X = np.asarray(X, dtype=self.input.dtype)
+        X = self._check(X)
         total = None
         count = 0
         for weights, take in self._weight_draws(draws):
