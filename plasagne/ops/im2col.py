@@ -249,6 +249,55 @@ def col2im(
     return out.reshape([shape[0], shape[1], *shape[2:]], ndim=n + 2)
 
 
+def _numba_walk(op: _PatchOp, numba_njit: Any) -> Any:
+    """A Numba loop over every (patch entry, input position) pair of ``op``'s settings.
+
+    ``walk(x, cols, gather)`` copies input entries into the patches when ``gather`` is
+    True (:class:`Im2Col`) and adds patch entries back into ``x`` otherwise
+    (:class:`Col2Im`): the two Ops are one index walk in opposite directions. Batch and
+    channel are outermost, so one ``(d, h, w)`` plane is used while its taps' rows are
+    visited, each row segment (the positions of one image) contiguous.
+    """
+    kd, kh, kw = op.kernel
+    sd, sh, sw = op.stride
+    dd, dh, dw = op.dilation
+    taps = kd * kh * kw
+
+    @numba_njit
+    def walk(x, cols, gather):
+        batch, channels, d, h, w = x.shape
+        od = (d - dd * (kd - 1) - 1) // sd + 1
+        oh = (h - dh * (kh - 1) - 1) // sh + 1
+        ow = (w - dw * (kw - 1) - 1) // sw + 1
+        positions = od * oh * ow
+        for b in range(batch):
+            for c in range(channels):
+                for a in range(kd):
+                    for e in range(kh):
+                        for f in range(kw):
+                            row = c * taps + (a * kh + e) * kw + f
+                            p = b * positions
+                            for i in range(od):
+                                z = a * dd + i * sd
+                                for j in range(oh):
+                                    yy = e * dh + j * sh
+                                    for k in range(ow):
+                                        if gather:
+                                            cols[row, p] = x[b, c, z, yy, f * dw + k * sw]
+                                        else:
+                                            x[b, c, z, yy, f * dw + k * sw] += cols[row, p]
+                                        p += 1
+
+    def sizes(shape):
+        batch, channels, d, h, w = shape
+        od = (d - dd * (kd - 1) - 1) // sd + 1
+        oh = (h - dh * (kh - 1) - 1) // sh + 1
+        ow = (w - dw * (kw - 1) - 1) // sw + 1
+        return channels * taps, batch * od * oh * ow, min(od, oh, ow)
+
+    return walk, numba_njit(sizes)
+
+
 def _register_numba() -> None:
     from pytensor.link.numba.dispatch.basic import (
         numba_njit,
@@ -257,74 +306,30 @@ def _register_numba() -> None:
 
     @register_funcify_default_op_cache_key(Im2Col)
     def numba_im2col(op, node=None, **kwargs):
-        kd, kh, kw = op.kernel
-        sd, sh, sw = op.stride
-        dd, dh, dw = op.dilation
-        taps = kd * kh * kw
+        walk, sizes = _numba_walk(op, numba_njit)
 
         @numba_njit
         def im2col_kernel(x):
-            batch, channels, d, h, w = x.shape
-            od = (d - dd * (kd - 1) - 1) // sd + 1
-            oh = (h - dh * (kh - 1) - 1) // sh + 1
-            ow = (w - dw * (kw - 1) - 1) // sw + 1
-            if od < 1 or oh < 1 or ow < 1:
+            rows, columns, smallest = sizes(x.shape)
+            if smallest < 1:
                 raise ValueError("Im2Col: input smaller than the dilated kernel")
-            positions = od * oh * ow
-            cols = np.empty((channels * taps, batch * positions), dtype=x.dtype)
-            # batch and channel outermost: one (d, h, w) plane is read while its taps'
-            # rows are written, each row segment (positions) contiguous
-            for b in range(batch):
-                base = b * positions
-                for c in range(channels):
-                    for a in range(kd):
-                        for e in range(kh):
-                            for f in range(kw):
-                                row = c * taps + (a * kh + e) * kw + f
-                                p = base
-                                for i in range(od):
-                                    z = a * dd + i * sd
-                                    for j in range(oh):
-                                        yy = e * dh + j * sh
-                                        for k in range(ow):
-                                            cols[row, p] = x[b, c, z, yy, f * dw + k * sw]
-                                            p += 1
+            cols = np.empty((rows, columns), dtype=x.dtype)
+            walk(x, cols, True)
             return cols
 
         return im2col_kernel
 
     @register_funcify_default_op_cache_key(Col2Im)
     def numba_col2im(op, node=None, **kwargs):
-        kd, kh, kw = op.kernel
-        sd, sh, sw = op.stride
-        dd, dh, dw = op.dilation
-        taps = kd * kh * kw
+        walk, sizes = _numba_walk(op, numba_njit)
 
         @numba_njit
         def col2im_kernel(cols, like):
-            batch, channels, d, h, w = like.shape
-            od = (d - dd * (kd - 1) - 1) // sd + 1
-            oh = (h - dh * (kh - 1) - 1) // sh + 1
-            ow = (w - dw * (kw - 1) - 1) // sw + 1
-            positions = od * oh * ow
-            if cols.shape[0] != channels * taps or cols.shape[1] != batch * positions:
+            rows, columns, _ = sizes(like.shape)
+            if cols.shape[0] != rows or cols.shape[1] != columns:
                 raise ValueError("Col2Im: patches do not match the requested shape")
-            x = np.zeros((batch, channels, d, h, w), dtype=cols.dtype)
-            for b in range(batch):
-                base = b * positions
-                for c in range(channels):
-                    for a in range(kd):
-                        for e in range(kh):
-                            for f in range(kw):
-                                row = c * taps + (a * kh + e) * kw + f
-                                p = base
-                                for i in range(od):
-                                    z = a * dd + i * sd
-                                    for j in range(oh):
-                                        yy = e * dh + j * sh
-                                        for k in range(ow):
-                                            x[b, c, z, yy, f * dw + k * sw] += cols[row, p]
-                                            p += 1
+            x = np.zeros(like.shape, dtype=cols.dtype)
+            walk(x, cols, False)
             return x
 
         return col2im_kernel
