@@ -146,13 +146,20 @@ def test_ctrl_c_writes_a_checkpoint_and_resume_finishes(data, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # A test run started in the background (`cmd &` in a script, nohup) ignores
+        # SIGINT, and children inherit that: Python then installs no KeyboardInterrupt
+        # handler and Ctrl-C never arrives. Give the child the default disposition.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 300
     while not (out / "checkpoint.npz").exists() and time.time() < deadline:
         time.sleep(0.5)
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=300)  # generous: CI runs two test workers at once
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()  # never leave a training process behind
     assert proc.returncode == 130, err
     assert "--resume" in err and "Traceback" not in err
     assert (out / "checkpoint.npz").exists() and not (out / "metrics.json").exists()
