@@ -92,12 +92,34 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _row_key(row: dict[str, Any]) -> tuple:
+    return tuple(str(row.get(k)) for k in ("model", "implementation", "backend"))
+
+
 def write_results(
     name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None
 ) -> Path:
-    """Write rows plus machine facts as JSON into benchmarks/results/<name>.json."""
+    """Write rows plus machine facts as JSON into benchmarks/results/<name>.json.
+
+    Rows from earlier runs whose (model, implementation, backend) this run did not measure
+    are kept, so running one model at a time does not erase the others; every row carries
+    the date it was measured.
+    """
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
-    payload = {"benchmark": name, "machine": machine_info(), "results": rows, **(extra or {})}
+    machine = machine_info()
+    rows = [{"measured": machine["date"], **row} for row in rows]
+    new_keys = {_row_key(row) for row in rows}
+    kept: list[dict[str, Any]] = []
+    if path.exists():
+        try:
+            earlier = json.loads(path.read_text())
+        except (OSError, ValueError):
+            earlier = {}
+        stamp = earlier.get("machine", {}).get("date")
+        for row in earlier.get("results", []):
+            if _row_key(row) not in new_keys:
+                kept.append({"measured": stamp, **row})
+    payload = {"benchmark": name, "machine": machine, "results": kept + rows, **(extra or {})}
     path.write_text(json.dumps(payload, indent=2, default=str))
     return path
