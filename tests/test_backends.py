@@ -16,11 +16,9 @@ BACKENDS = [
     "CVM",
     pytest.param(
         "JAX",
-        marks=[
-            pytest.mark.skipif(
-                importlib.util.find_spec("jax") is None, reason="jax not installed (extra 'jax')"
-            ),
-        ],
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("jax") is None, reason="jax not installed (extra 'jax')"
+        ),
     ),
 ]
 

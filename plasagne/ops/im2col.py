@@ -74,15 +74,15 @@ class _PatchOp(Op):
         self.kernel = tuple(int(k) for k in kernel)
         self.stride = tuple(int(s) for s in stride)
         self.dilation = tuple(int(d) for d in dilation)
-        for what, values in (("kernel", self.kernel), ("stride", self.stride)):
+        for what, values in (
+            ("kernel", self.kernel),
+            ("stride", self.stride),
+            ("dilation", self.dilation),
+        ):
             if len(values) != 3 or min(values) < 1:
                 raise ValueError(
                     f"{type(self).__name__}: {what} must be 3 positive ints, got {values}"
                 )
-        if len(self.dilation) != 3 or min(self.dilation) < 1:
-            raise ValueError(
-                f"{type(self).__name__}: dilation must be 3 positive ints, got {self.dilation}"
-            )
 
     @property
     def taps(self) -> int:
@@ -264,11 +264,19 @@ def _numba_walk(op: _PatchOp, numba_njit: Any) -> Any:
     taps = kd * kh * kw
 
     @numba_njit
+    def lengths(shape):
+        """Output positions along d, h, w (``output_lengths`` inside Numba)."""
+        _, _, d, h, w = shape
+        return (
+            (d - dd * (kd - 1) - 1) // sd + 1,
+            (h - dh * (kh - 1) - 1) // sh + 1,
+            (w - dw * (kw - 1) - 1) // sw + 1,
+        )
+
+    @numba_njit
     def walk(x, cols, gather):
-        batch, channels, d, h, w = x.shape
-        od = (d - dd * (kd - 1) - 1) // sd + 1
-        oh = (h - dh * (kh - 1) - 1) // sh + 1
-        ow = (w - dw * (kw - 1) - 1) // sw + 1
+        batch, channels = x.shape[0], x.shape[1]
+        od, oh, ow = lengths(x.shape)
         positions = od * oh * ow
         for b in range(batch):
             for c in range(channels):
@@ -288,14 +296,13 @@ def _numba_walk(op: _PatchOp, numba_njit: Any) -> Any:
                                             x[b, c, z, yy, f * dw + k * sw] += cols[row, p]
                                         p += 1
 
+    @numba_njit
     def sizes(shape):
-        batch, channels, d, h, w = shape
-        od = (d - dd * (kd - 1) - 1) // sd + 1
-        oh = (h - dh * (kh - 1) - 1) // sh + 1
-        ow = (w - dw * (kw - 1) - 1) // sw + 1
-        return channels * taps, batch * od * oh * ow, min(od, oh, ow)
+        """Patch-matrix rows and columns, and the smallest output length."""
+        od, oh, ow = lengths(shape)
+        return shape[1] * taps, shape[0] * od * oh * ow, min(od, oh, ow)
 
-    return walk, numba_njit(sizes)
+    return walk, sizes
 
 
 def _register_numba() -> None:

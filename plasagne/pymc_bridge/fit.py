@@ -415,13 +415,10 @@ def _compile_map(
 def _static_batch(bnet: BayesianNetwork, batch_size: int) -> dict:
     """Give the step the minibatch's static shape: every step copies exactly
     ``batch_size`` rows, and JAX cannot trace shapes computed from a symbolic one."""
-    replacements = {}
-    for data, value in (
-        (bnet.input_data, bnet.input_data.get_value()),
-        (bnet.target_data, bnet.target_data.get_value()),
-    ):
-        replacements[data] = pt.specify_shape(data, (batch_size, *value.shape[1:]))
-    return replacements
+    return {
+        data: pt.specify_shape(data, (batch_size, *data.get_value().shape[1:]))
+        for data in (bnet.input_data, bnet.target_data)
+    }
 
 
 def _progress(progressbar: bool) -> Any:

@@ -120,11 +120,12 @@ class PosteriorPredictive:
             )
         return X
 
-    def _chunks(self, X: np.ndarray, chunk_size: int):
+    def _chunks(self, X: np.ndarray, chunk_size: int) -> list[tuple[int, np.ndarray]]:
+        """``(start, rows)`` views of ``X``, made once and reused for every draw."""
         if int(chunk_size) < 1:
             raise ValueError(f"PosteriorPredictive: chunk_size must be >= 1, found {chunk_size}")
-        for start in range(0, len(X), int(chunk_size)):
-            yield start, X[start : start + int(chunk_size)]
+        step = int(chunk_size)
+        return [(start, X[start : start + step]) for start in range(0, len(X), step)]
 
     def draws(self, X: np.ndarray, draws: int = 100, chunk_size: int = 1000) -> np.ndarray:
         """Per-draw network outputs, shape ``(draws, n, ...)``.
@@ -132,10 +133,11 @@ class PosteriorPredictive:
         A point estimate returns one draw whatever ``draws`` says.
         """
         X = self._check(X)
+        chunks = self._chunks(X, chunk_size)
         out = None
         done = 0
         for weights, take in self._weight_draws(draws):
-            for start, chunk in self._chunks(X, chunk_size):
+            for start, chunk in chunks:
                 block = self._network(chunk, *weights)[:take]
                 if out is None:
                     total = draws if self.stochastic else 1
@@ -147,17 +149,17 @@ class PosteriorPredictive:
     def mean(self, X: np.ndarray, draws: int = 100, chunk_size: int = 1000) -> np.ndarray:
         """Mean output over draws, shape ``(n, ...)``; memory does not grow with ``draws``."""
         X = self._check(X)
+        chunks = self._chunks(X, chunk_size)
         total = None
         count = 0
         for weights, take in self._weight_draws(draws):
-            for start, chunk in self._chunks(X, chunk_size):
+            for start, chunk in chunks:
                 part = self._network(chunk, *weights)[:take].sum(axis=0, dtype=np.float64)
                 if total is None:
                     total = np.zeros((len(X),) + part.shape[1:], dtype=np.float64)
-                    dtype = self._network.maker.fgraph.outputs[0].dtype
                 total[start : start + len(chunk)] += part
             count += take
-        return (total / count).astype(dtype)
+        return (total / count).astype(self._network.maker.fgraph.outputs[0].dtype)
 
 
 def predict_proba(
