@@ -37,10 +37,20 @@ def _bnet(X, y):
     return build_model(build, X, y, priors=GaussWeights(1.0), batch_size=16)
 
 
-def test_cnn_fit_and_prediction_compile_with_jax():
+@pytest.mark.parametrize("reparameterization", ["weights", "local"])
+def test_cnn_fit_and_prediction_compile_with_jax(reparameterization):
     X, y = _data()
     with pytensor.config.change_flags(floatX="float32"):
-        result = fit(_bnet(X, y), X, y, n=30, mode="JAX", progressbar=False, random_seed=0)
+        result = fit(
+            _bnet(X, y),
+            X,
+            y,
+            n=30,
+            mode="JAX",
+            progressbar=False,
+            random_seed=0,
+            reparameterization=reparameterization,
+        )
     assert np.isfinite(result.losses).all()
     assert result.losses[-10:].mean() < result.losses[:10].mean()
 

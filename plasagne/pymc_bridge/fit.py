@@ -30,6 +30,7 @@ from .checkpoint import (
     updated_shared_variables,
 )
 from .model import BayesianNetwork
+from .reparam import ESTIMATORS, reparameterized_advi_loss, seed_random_generators
 
 __all__ = [
     "point_estimate_params",
@@ -412,6 +413,35 @@ def _compile_map(
     return estimate, step
 
 
+def _compile_reparameterized(
+    bnet: BayesianNetwork,
+    start: dict,
+    start_sigma: float | None,
+    optimizer: Callable,
+    mode: Mode | None,
+    seeds: tuple[int, int],
+    batch_size: int,
+    estimator: str,
+    obj_n_mc: int,
+    total_grad_norm_constraint: float | None,
+) -> tuple[Any, Any, dict[str, str]]:
+    """Mean-field ADVI with per-example weight noise (see :mod:`.reparam`): PyMC's
+    approximation holds the parameters, the objective is built here."""
+    start_seed, step_seed = seeds
+    approx = _build_vi(bnet, "advi", start, start_sigma, start_seed, 1).approx
+    loss, report = reparameterized_advi_loss(
+        bnet.model, approx, _static_batch(bnet, batch_size), batch_size, estimator, obj_n_mc
+    )
+    params = list(approx.params) + point_estimate_params(bnet)
+    grads = pytensor.grad(loss, params)
+    if total_grad_norm_constraint is not None:
+        grads = pm.updates.total_norm_constraint(grads, total_grad_norm_constraint)
+    updates = optimizer(grads, params)
+    seed_random_generators([loss], step_seed)
+    step = pm.pytensorf.compile([], loss, updates=updates, random_seed=False, mode=mode)
+    return approx, step, report
+
+
 def _static_batch(bnet: BayesianNetwork, batch_size: int) -> dict:
     """Give the step the minibatch's static shape: every step copies exactly
     ``batch_size`` rows, and JAX cannot trace shapes computed from a symbolic one."""
@@ -463,6 +493,7 @@ def fit(
     mode: str | Mode | None = None,
     start_sigma: float | None = 0.01,
     obj_n_mc: int = 1,
+    reparameterization: str = "weights",
     n_particles: int = 20,
     total_grad_norm_constraint: float | None = None,
     callbacks: Sequence[Callable] | None = None,
@@ -505,6 +536,16 @@ def fit(
         a freshly initialised network (see docs/pymc_bridge.md, float32).
     obj_n_mc : int
         Monte Carlo samples per gradient estimate (variational methods).
+    reparameterization : {"weights", "local", "flipout"}
+        How ADVI draws the weights in the likelihood (``method="advi"`` only).
+        ``"weights"``: PyMC's objective, one weight sample per step shared by the
+        minibatch. ``"local"``: every example gets its own draw, through the local
+        reparameterization trick in dense layers and Flipout in convolutions;
+        ``"flipout"``: Flipout in both. Both keep the ELBO's expectation and lower the
+        gradient noise, for about twice the arithmetic per layer; weights the rewrite
+        cannot handle (tied, transformed, recurrent) keep the shared sample. Which
+        variable got which is in ``result.extra["reparameterization"]``; see
+        :mod:`plasagne.pymc_bridge.reparam`.
     n_particles : int
         SVGD particles.
     total_grad_norm_constraint : float, optional
@@ -542,6 +583,15 @@ def fit(
     """
     if method not in METHODS:
         raise ValueError(f"fit: method must be one of {METHODS}, found {method!r}")
+    if reparameterization not in ESTIMATORS:
+        raise ValueError(
+            f"fit: reparameterization must be one of {ESTIMATORS}, found {reparameterization!r}"
+        )
+    if reparameterization != "weights" and method != "advi":
+        raise ValueError(
+            f"fit: reparameterization={reparameterization!r} needs method='advi' (a mean-field "
+            f"Gaussian approximation), found method={method!r}"
+        )
     X = np.asarray(X)
     y = np.asarray(y)
     _check_data(bnet, X, y)
@@ -564,8 +614,23 @@ def fit(
         start = _start_point(bnet.model, start_seed)
         schedule = _make_schedule(learning_rate, optimizer, dtype or pytensor.config.floatX)
         opt = _make_optimizer(optimizer, learning_rate, schedule)
+        report: dict[str, str] = {}
         if method == "map":
             approx, step = _compile_map(bnet, start, opt, compiled_mode, step_seed, batch_size)
+            has_loss = True
+        elif reparameterization != "weights":
+            approx, step, report = _compile_reparameterized(
+                bnet,
+                start,
+                start_sigma,
+                opt,
+                compiled_mode,
+                (start_seed, step_seed),
+                batch_size,
+                reparameterization,
+                obj_n_mc,
+                total_grad_norm_constraint,
+            )
             has_loss = True
         else:
             inference = _build_vi(bnet, method, start, start_sigma, start_seed, n_particles)
@@ -594,6 +659,8 @@ def fit(
     losses: list[float] = []
     done = 0
     header = {"method": method, "n_data": bnet.n_data, "batch_size": batch_size}
+    if reparameterization != "weights":
+        header["reparameterization"] = reparameterization
     if resume is not None:
         saved, arrays = load_checkpoint(resume, state)
         for key, value in header.items():
@@ -680,5 +747,5 @@ def fit(
         interrupted=interrupted,
         stopped=stopped,
         checkpoint_path=os.fspath(checkpoint_path) if checkpoint_path is not None else None,
-        extra={"step_function": step, "mode": compiled_mode},
+        extra={"step_function": step, "mode": compiled_mode, "reparameterization": report},
     )
