@@ -15,9 +15,11 @@ import pytest
 from pytensor.graph.traversal import ancestors
 from scipy.signal import correlate
 
+import plasagne.ops.conv
 from plasagne.layers import Conv2DLayer, DenseLayer, InputLayer
 from plasagne.nonlinearities import softmax, tanh
 from plasagne.ops.conv import corr_nd
+from plasagne.ops.corr_op import corr_nd_op
 from plasagne.pymc_bridge import GaussWeights, build_model, fit
 from plasagne.pymc_bridge.fit import _build_vi, _static_batch
 from plasagne.pymc_bridge.reparam import (
@@ -145,8 +147,9 @@ def conv_reference(x, mu, sigma, n, seed):
     )
 
 
+@pytest.mark.parametrize("correlation", [corr_nd, corr_nd_op])
 @pytest.mark.parametrize("estimator", ["local", "flipout"])
-def test_convolution_gets_flipout_with_the_weight_sharing_covariance(estimator):
+def test_convolution_gets_flipout_with_the_weight_sharing_covariance(estimator, correlation):
     """Within one example, two output positions share the filter: their covariance under
     weight sampling is sum(x_p * x_q * sigma**2), which per-position noise would lose."""
     rng = np.random.default_rng(2)
@@ -154,7 +157,7 @@ def test_convolution_gets_flipout_with_the_weight_sharing_covariance(estimator):
     mu = rng.normal(size=(2, 2, 2, 2))
     sigma = rng.uniform(0.3, 1.0, size=mu.shape)
     W = pt.tensor4("W")
-    out = corr_nd(pt.specify_shape(pt.constant(x), x.shape), W, kernel_shape=(2, 2))
+    out = correlation(pt.specify_shape(pt.constant(x), x.shape), W, kernel_shape=(2, 2))
     new, report = reparameterize_likelihood(out, {W: moments(mu, sigma)}, 3, estimator)
     assert report == {"W": "flipout"}
     samples = draws(new, n=3000)
@@ -288,7 +291,9 @@ def test_fit_learns_and_reports_what_it_rewrote(estimator):
     assert accuracy > 0.9
 
 
-def test_fit_with_convolution_rewrites_it_with_flipout():
+@pytest.mark.parametrize("correlation", [corr_nd, corr_nd_op])
+def test_fit_with_convolution_rewrites_it_with_flipout(correlation, monkeypatch):
+    monkeypatch.setattr(plasagne.ops.conv, "corr_nd", correlation)
     rng = np.random.default_rng(4)
     X = rng.normal(size=(30, 1, 6, 6))
     y = (X[:, 0, :3].mean((1, 2)) > 0).astype(int)

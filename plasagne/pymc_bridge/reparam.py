@@ -22,8 +22,9 @@ free variable without a transform that appears nowhere else in the likelihood, `
 chain of injective structure ops (reshape, transpose, slicing, a spatial flip) and products
 with factors independent of ``W`` (``scale * raw`` of a non-centred prior), and the rows of
 ``data`` are the minibatch's examples (a dense layer) or the example-major columns of an
-:class:`~plasagne.ops.im2col.Im2Col` patch matrix (a convolution). Anything else keeps the
-shared weight sample, so the result is always a valid ELBO estimate.
+:class:`~plasagne.ops.im2col.Im2Col` patch matrix (a convolution); a one-node
+:class:`~plasagne.ops.corr_op.CorrNd` correlation of the batch qualifies the same way.
+Anything else keeps the shared weight sample, so the result is always a valid ELBO estimate.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from pytensor.tensor.math import Dot
 from pytensor.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
 from pytensor.tensor.subtensor import Subtensor
 
+from ..ops.corr_op import CorrNd
 from ..ops.im2col import Im2Col
 
 __all__ = [
@@ -139,7 +141,9 @@ def _static_length(length: Variable) -> int | None:
 
 
 class _Product:
-    """One eligible ``Dot`` of the likelihood: which side is data, how rows map to examples."""
+    """One eligible product of the likelihood: a ``Dot`` (which side is data, how its rows
+    map to examples) or a :class:`~plasagne.ops.corr_op.CorrNd` (data first, one example
+    per batch entry)."""
 
     def __init__(self, node: Any, weight_side: int, var: Variable, rows_per_example: int):
         self.node = node
@@ -153,7 +157,13 @@ class _Product:
     def output(self) -> Variable:
         return self.node.outputs[0]
 
+    @property
+    def is_correlation(self) -> bool:
+        return isinstance(self.node.op, CorrNd)
+
     def product(self, data: Any, weights: Any) -> Any:
+        if self.is_correlation:
+            return self.node.op(data, weights)
         return pt.dot(data, weights) if self.weight_side == 1 else pt.dot(weights, data)
 
 
@@ -175,6 +185,15 @@ def _rows_per_example(node: Any, weight_side: int, batch_size: int) -> int | Non
 def _find_products(loglik: Variable, candidates: list, batch_size: int) -> list[_Product]:
     found: dict[Variable, list] = {v: [] for v in candidates}
     for node in io_toposort(list(candidates), [loglik]):
+        if isinstance(node.op, CorrNd):
+            weights, data = node.inputs[1], node.inputs[0]
+            if _static_length(data.shape[0]) != batch_size:
+                continue
+            for var in candidates:
+                if _depends_on(weights, var) and not _depends_on(data, var):
+                    if _linear_image(weights, var, var, False) is not None:
+                        found[var].append(_Product(node, 1, var, 1))
+            continue
         if not isinstance(node.op, Dot) or any(i.ndim != 2 for i in node.inputs):
             continue
         for side in (0, 1):
@@ -230,11 +249,14 @@ def _flipout_output(p: _Product, moments: WeightMoments, batch_size: int) -> Any
 
     def signs(features: Any) -> Any:
         # one sign per (example, feature), repeated over an example's rows or columns
+        if p.is_correlation:  # (batch, channels, 1, ...): constant over positions
+            draw = _random_signs((batch_size, features), dtype)
+            return pt.shape_padright(draw, p.data.ndim - 2)
         size = (batch_size, features) if p.weight_side == 1 else (features, batch_size)
         draw = _random_signs(size, dtype)
         return _repeat_per_example(draw, p.rows_per_example, axis=1 - p.weight_side)
 
-    feature_axis = p.weight_side  # data features: columns (weight right) or rows (left)
+    feature_axis = 1 if p.is_correlation else p.weight_side  # data's feature (channel) axis
     s_in = signs(p.data.shape[feature_axis])
     s_out = signs(mean.shape[feature_axis])
     return mean + p.product(p.data * s_in, delta_w) * s_out
@@ -291,7 +313,7 @@ def reparameterize_likelihood(
     for p in products:  # in graph order: a product's data uses the earlier rewrites
         if replacements:
             p.data, p.weights = graph_replace([p.data, p.weights], replacements, strict=False)
-        exact_local = p.rows_per_example == 1 and estimator == "local"
+        exact_local = p.rows_per_example == 1 and estimator == "local" and not p.is_correlation
         if exact_local:
             replacements[p.output] = _local_output(p, moments[p.var])
         else:
