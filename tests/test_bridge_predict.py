@@ -126,3 +126,11 @@ def test_inputs_of_the_wrong_shape_are_named(fitted):
     pp = PosteriorPredictive(bnet, result)
     with pytest.raises(ValueError, match=r"shape \(n, 3\).*found \(5, 4\)"):
         pp.mean(np.zeros((5, 4)), draws=2)
+
+
+def test_no_rows_give_empty_outputs_of_the_right_shape(fitted):
+    bnet, result, X, _ = fitted
+    pp = PosteriorPredictive(bnet, result, draws_per_call=2, random_seed=0)
+    assert pp.draws(X[:0], 3).shape == (3, 0, 2)
+    mean = pp.mean(X[:0], 3)
+    assert mean.shape == (0, 2) and mean.dtype == pp.draws(X[:1], 1).dtype

@@ -125,7 +125,8 @@ class PosteriorPredictive:
         if int(chunk_size) < 1:
             raise ValueError(f"PosteriorPredictive: chunk_size must be >= 1, found {chunk_size}")
         step = int(chunk_size)
-        return [(start, X[start : start + step]) for start in range(0, len(X), step)]
+        # no rows: one empty chunk still gives the output's shape and dtype
+        return [(start, X[start : start + step]) for start in range(0, max(len(X), 1), step)]
 
     def draws(self, X: np.ndarray, draws: int = 100, chunk_size: int = 1000) -> np.ndarray:
         """Per-draw network outputs, shape ``(draws, n, ...)``.
