@@ -93,7 +93,8 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 def _row_key(row: dict[str, Any]) -> tuple:
-    return tuple(str(row.get(k)) for k in ("model", "implementation", "backend"))
+    keys = ("model", "implementation", "backend", "prior", "reparameterization")
+    return tuple(str(row.get(k)) for k in keys)
 
 
 def write_results(
@@ -101,7 +102,8 @@ def write_results(
 ) -> Path:
     """Write rows plus machine facts as JSON into benchmarks/results/<name>.json.
 
-    Rows from earlier runs whose (model, implementation, backend) this run did not measure
+    Rows from earlier runs whose (model, implementation, backend, prior, reparameterization)
+    this run did not measure
     are kept, so running one model at a time does not erase the others; every row carries
     the date it was measured.
     """

@@ -1,7 +1,9 @@
 """Minibatch-ADVI steps per second for the 2016 post's MLP and CNN, with side-by-side references.
 
 In one process run, on the same machine and data:
-- plasagne's streaming ``fit`` (float32, chosen backend);
+- plasagne's streaming ``fit`` (float32, each chosen backend, each weight-noise estimator:
+  ``weights`` = PyMC's objective, ``local`` = local reparameterization / Flipout; on JAX the
+  CNN uses the one-node ``CorrNd`` Op, i.e. ``lax.conv_general_dilated``);
 - a hand-written PyMC model of the same network (the post's style: pm.Normal weights,
   ``pm.Minibatch``, ``pm.fit``) in float64, as PyMC users write it today (float32 goes NaN);
 - the float32 GEMM bound: the machine's measured float32 matrix-multiply rate divided by
@@ -12,7 +14,8 @@ In one process run, on the same machine and data:
 Steps/s are medians over blocks of iterations, after a warm-up. Prints a markdown table and
 writes benchmarks/results/advi_speed.json.
 
-    python benchmarks/advi_speed.py --models mlp cnn --steps 200 --backends NUMBA JAX
+    python benchmarks/advi_speed.py --models mlp cnn --steps 200 --backends NUMBA JAX \
+        --reparameterizations weights local
 
 ``plasagne_speedup`` is the fastest plasagne backend's steps/s over each reference's.
 """
@@ -64,15 +67,31 @@ def block_rate(times: list[float], block: int = 10) -> float:
     return float(np.median(rates)) if rates else float("nan")
 
 
-def run_plasagne(model: str, data: dict, steps: int, batch: int, backend: str) -> dict:
+def run_plasagne(
+    model: str,
+    data: dict,
+    steps: int,
+    batch: int,
+    backend: str,
+    estimator: str = "weights",
+    corr_op: bool = False,
+) -> dict:
     import pytensor
 
+    import plasagne.ops.conv
     from plasagne.models import build_cnn, build_mlp
+    from plasagne.ops.corr_op import corr_nd_op
     from plasagne.pymc_bridge import GaussWeights, build_model, fit
 
     X, y = data["x_train"], data["y_train"]
     builder = build_mlp if model == "mlp" else build_cnn
-    bnet = build_model(builder, X, y, priors=GaussWeights(0.1), batch_size=batch)
+    default_corr = plasagne.ops.conv.corr_nd
+    if corr_op:  # the whole convolution as one Op: lax.conv_general_dilated on JAX
+        plasagne.ops.conv.corr_nd = corr_nd_op
+    try:
+        bnet = build_model(builder, X, y, priors=GaussWeights(0.1), batch_size=batch)
+    finally:
+        plasagne.ops.conv.corr_nd = default_corr
     stamps: list[float] = []
     result = fit(
         bnet,
@@ -82,10 +101,15 @@ def run_plasagne(model: str, data: dict, steps: int, batch: int, backend: str) -
         mode=backend,
         random_seed=0,
         progressbar=False,
+        reparameterization=estimator,
         callbacks=[lambda approx, losses, i: stamps.append(time.perf_counter())],
     )
+    label = backend if estimator == "weights" else f"{backend}, {estimator}"
+    if corr_op and model == "cnn":
+        label += ", CorrNd op"
     return {
-        "implementation": f"plasagne fit ({backend})",
+        "implementation": f"plasagne fit ({label})",
+        "reparameterization": estimator,
         "dtype": pytensor.config.floatX,
         "compile_s": result.compile_seconds,
         "steps_per_s": block_rate(stamps[10:]),
@@ -227,6 +251,18 @@ def main() -> None:
     parser.add_argument(
         "--backends", nargs="+", default=["NUMBA"], help="plasagne backends, e.g. NUMBA JAX"
     )
+    parser.add_argument(
+        "--reparameterizations",
+        nargs="+",
+        default=["weights", "local"],
+        help="fit's weight-noise estimators to time (weights, local, flipout)",
+    )
+    parser.add_argument(
+        "--jax-convolution",
+        choices=["op", "im2col"],
+        default="op",
+        help="on JAX, build the CNN with the one-node CorrNd Op (lax.conv) or the im2col graph",
+    )
     args = parser.parse_args()
     pytensor.config.floatX = "float32"
     data = load_mnist_protocol("float32")
@@ -240,8 +276,17 @@ def main() -> None:
         )
         bound = rate / flops
         entries = [
-            run_plasagne(model, data, args.steps, args.batch_size, backend)
+            run_plasagne(
+                model,
+                data,
+                args.steps,
+                args.batch_size,
+                backend,
+                estimator,
+                corr_op=backend.upper() == "JAX" and args.jax_convolution == "op",
+            )
             for backend in args.backends
+            for estimator in args.reparameterizations
         ]
         entries += [
             run_pymc_hand_written(model, data, args.steps, args.batch_size, args.backends[0]),
@@ -252,7 +297,7 @@ def main() -> None:
             if "steps_per_s" in entry:
                 entry["fraction_of_gemm_bound"] = entry["steps_per_s"] / bound
             rows.append(entry)
-        n_ours = len(args.backends)
+        n_ours = len(args.backends) * len(args.reparameterizations)
         plas = max(entry["steps_per_s"] for entry in entries[:n_ours])
         for entry in entries[n_ours:]:
             if entry.get("steps_per_s"):

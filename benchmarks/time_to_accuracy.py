@@ -83,6 +83,7 @@ def run(model: str, data: dict, args: argparse.Namespace) -> dict:
         learning_rate=learning_rate,
         mode=args.backend,
         random_seed=0,
+        reparameterization=args.reparameterization,
         callbacks=[evaluate],
         progressbar=False,
     )
@@ -95,6 +96,8 @@ def run(model: str, data: dict, args: argparse.Namespace) -> dict:
         "dtype": pytensor.config.floatX,
         "backend": args.backend,
         "prior": args.prior if args.prior == "hier" else f"normal({args.prior_sigma})",
+        "reparameterization": args.reparameterization,
+        "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
         "learning_rate_final": args.learning_rate_final,
         "target": target,
@@ -131,6 +134,12 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--max-iterations", type=int, default=100000)
     parser.add_argument("--backend", default="NUMBA")
+    parser.add_argument(
+        "--reparameterization",
+        choices=["weights", "local", "flipout"],
+        default="weights",
+        help="fit's weight-noise estimator (local: local reparameterization / Flipout)",
+    )
     args = parser.parse_args()
     pytensor.config.floatX = "float32"
     data = load_mnist_protocol("float32")
@@ -138,6 +147,7 @@ def main() -> None:
     columns = [
         "model",
         "prior",
+        "reparameterization",
         "target",
         "budget_s",
         "reached",
