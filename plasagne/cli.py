@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=500)
     train.add_argument("--method", default="advi", help="advi, fullrank_advi or map")
     train.add_argument("--backend", default="numba", help="numba, c, jax or fast_compile")
+    train.add_argument(
+        "--reparameterization",
+        default="weights",
+        help="weights (one weight draw per step, PyMC's ADVI), local (per-example noise: "
+        "local reparameterization in dense layers, Flipout in convolutions) or flipout",
+    )
     train.add_argument("--float32", action="store_true", help="compute in float32")
     train.add_argument("--learning-rate", type=float, default=0.01)
     train.add_argument("--seed", type=int, default=0)
@@ -133,8 +139,11 @@ def _prepare_out(out: Path) -> None:
         raise CLIError(f"cannot write to output directory {out}: {err.strerror or err}") from None
 
 
-def _check_choices(model: str, method: str, backend: str) -> None:
+def _check_choices(
+    model: str, method: str, backend: str, reparameterization: str = "weights"
+) -> None:
     from .models import MODELS
+    from .pymc_bridge.reparam import ESTIMATORS
 
     if model not in MODELS:
         raise CLIError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
@@ -142,6 +151,13 @@ def _check_choices(model: str, method: str, backend: str) -> None:
         raise CLIError(f"unknown method {method!r}; choose advi, fullrank_advi, svgd or map")
     if backend not in BACKENDS:
         raise CLIError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if reparameterization not in ESTIMATORS:
+        raise CLIError(
+            f"unknown reparameterization {reparameterization!r}; "
+            f"choose one of {', '.join(ESTIMATORS)}"
+        )
+    if reparameterization != "weights" and method != "advi":
+        raise CLIError(f"--reparameterization {reparameterization} needs --method advi")
     if backend == "jax":
         try:
             import jax  # noqa: F401
@@ -200,6 +216,7 @@ def train(args: argparse.Namespace) -> int:
                 "batch_size",
                 "method",
                 "backend",
+                "reparameterization",
                 "float32",
                 "learning_rate",
                 "seed",
@@ -208,7 +225,10 @@ def train(args: argparse.Namespace) -> int:
                 "train_size",
             )
         }
-    _check_choices(config["model"], config["method"], config["backend"])
+    config.setdefault("reparameterization", "weights")  # runs from before the option
+    _check_choices(
+        config["model"], config["method"], config["backend"], config["reparameterization"]
+    )
     _prepare_out(out)
     for stale in (METRICS, "report.md"):
         (out / stale).unlink(missing_ok=True)
@@ -238,6 +258,7 @@ def _fit_and_report(config: dict, data: Any, out: Path, resume: bool, progress: 
             y,
             n=config["iterations"],
             method=config["method"],
+            reparameterization=config["reparameterization"],
             learning_rate=config["learning_rate"],
             mode=BACKENDS[config["backend"]],
             checkpoint_every=config["checkpoint_every"],
@@ -380,7 +401,10 @@ def evaluate(args: argparse.Namespace) -> int:
         config["draws"] = args.draws
     if args.data is not None:
         config["data"] = args.data
-    _check_choices(config["model"], config["method"], config["backend"])
+    config.setdefault("reparameterization", "weights")  # runs from before the option
+    _check_choices(
+        config["model"], config["method"], config["backend"], config["reparameterization"]
+    )
     _set_float(config)
     data = _load_data(config["data"], config.get("train_size"))
     ckpt = out / CHECKPOINT
@@ -399,6 +423,7 @@ def evaluate(args: argparse.Namespace) -> int:
             data.y_train,
             n=done,
             method=config["method"],
+            reparameterization=config["reparameterization"],
             learning_rate=config["learning_rate"],
             mode=BACKENDS[config["backend"]],
             resume=ckpt,

@@ -208,6 +208,8 @@ def test_bad_data_gives_one_line_errors(tmp_path, case):
         (["--model", "resnet"], "unknown model 'resnet'"),
         (["--backend", "cuda"], "unknown backend 'cuda'"),
         (["--method", "nuts"], "unknown method 'nuts'"),
+        (["--reparameterization", "lrt"], "unknown reparameterization 'lrt'"),
+        (["--method", "map", "--reparameterization", "local"], "needs --method advi"),
     ],
 )
 def test_bad_choices(data, tmp_path, args, message):
@@ -225,3 +227,28 @@ def test_unwritable_output_and_foreign_checkpoint(data, trained, tmp_path):
     assert res.returncode == 2 and "from model 'mlp', not 'cnn'" in res.stderr
     res = plasagne("evaluate", tmp_path)
     assert res.returncode == 2 and "not a plasagne run directory" in res.stderr
+
+
+def test_train_with_per_example_weight_noise(data, tmp_path):
+    out = tmp_path / "local"
+    res = plasagne(
+        "train",
+        "--model",
+        "cnn",
+        "--data",
+        data,
+        "--iterations",
+        4,
+        "--out",
+        out,
+        "--reparameterization",
+        "local",
+        *FAST,
+    )
+    assert res.returncode == 0, res.stderr
+    assert json.loads((out / "config.json").read_text())["reparameterization"] == "local"
+    assert np.isfinite(np.load(out / "losses.npy")).all()
+    # resuming keeps the setting: the checkpoint of a "local" fit fits a "local" step
+    res = plasagne("train", "--resume", out, "--iterations", 6, "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert len(np.load(out / "losses.npy")) == 6
