@@ -1,26 +1,16 @@
 """Each real backend compiles a small CNN's training step and agrees with the reference mode."""
 
-import importlib.util
-
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from backend_params import JAX
 
 import plasagne
 from plasagne.layers import get_all_params, get_output
 from plasagne.models import build_cnn, build_mlp
 
-BACKENDS = [
-    "NUMBA",
-    "CVM",
-    pytest.param(
-        "JAX",
-        marks=pytest.mark.skipif(
-            importlib.util.find_spec("jax") is None, reason="jax not installed (extra 'jax')"
-        ),
-    ),
-]
+BACKENDS = ["NUMBA", "CVM", JAX]
 
 
 def step_outputs(mode, cnn=True):

@@ -5,13 +5,12 @@ References are numpy weight sampling (``A @ W`` and ``scipy.signal.correlate`` w
 Tolerances are four standard errors of the Monte Carlo estimates.
 """
 
-import importlib.util
-
 import numpy as np
 import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from backend_params import NUMBA_AND_JAX
 from pytensor.graph.traversal import ancestors
 from scipy.signal import correlate
 
@@ -356,18 +355,7 @@ def test_fit_refuses_bad_reparameterization_settings():
 
 
 @pytest.mark.backend
-@pytest.mark.parametrize(
-    "mode",
-    [
-        "NUMBA",
-        pytest.param(
-            "JAX",
-            marks=pytest.mark.skipif(
-                importlib.util.find_spec("jax") is None, reason="jax not installed (extra 'jax')"
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("mode", NUMBA_AND_JAX)
 def test_backends_estimate_the_same_loss(mode):
     """The rewritten objective compiled by a real backend has the reference's expectation."""
     X, y = toy_data()

@@ -1,12 +1,12 @@
 """CorrNd / CorrNdGrad: the one-node correlation against scipy, its gradients, its backends."""
 
-import importlib.util
 import itertools
 
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from backend_params import NUMBA_AND_JAX
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pytensor.gradient import verify_grad
@@ -115,19 +115,8 @@ def test_layers_use_it_through_the_convolution_seam(monkeypatch):
     np.testing.assert_allclose(got.eval(), want.eval(), rtol=1e-12)
 
 
-BACKENDS = [
-    "NUMBA",
-    pytest.param(
-        "JAX",
-        marks=pytest.mark.skipif(
-            importlib.util.find_spec("jax") is None, reason="jax not installed (extra 'jax')"
-        ),
-    ),
-]
-
-
 @pytest.mark.backend
-@pytest.mark.parametrize("mode", BACKENDS)
+@pytest.mark.parametrize("mode", NUMBA_AND_JAX)
 def test_backend_kernels_match_the_reference(mode):
     """JAX runs lax.conv_general_dilated and its vjp; Numba the inner im2col graph."""
     rng = np.random.default_rng(4)

@@ -53,7 +53,7 @@ import pytensor.tensor as pt
 
 from .im2col import im2col, output_lengths
 
-__all__ = ["corr_nd", "corr_nd_transpose", "pad_spatial", "dilate_spatial"]
+__all__ = ["corr_nd", "corr_nd_transpose", "correlation_settings", "pad_spatial", "dilate_spatial"]
 
 
 def _per_axis(value: Any, n: int, what: str) -> tuple:
@@ -148,6 +148,43 @@ def _kernel_shape(filters: Any, kernel_shape: Sequence[int] | None, n: int | Non
     return tuple(int(s) for s in static)
 
 
+def correlation_settings(
+    who: str,
+    input: Any,
+    filters: Any,
+    kernel_shape: Sequence[int] | None,
+    stride: Sequence[int] | int | None,
+    pad: Sequence[int | tuple[int, int]] | int | None,
+    dilation: Sequence[int] | int | None,
+) -> tuple:
+    """Check a correlation's arguments and give them one form: ``(input, filters,
+    kernel_shape, stride, pads, dilation)`` with tensors, tuples of ints and
+    ``(before, after)`` pad pairs. ``who`` names the caller in error messages.
+
+    Examples
+    --------
+    >>> x, w = pt.tensor4("x"), pt.tensor("w", shape=(2, 1, 3, 3))
+    >>> correlation_settings("corr_nd", x, w, None, 2, 1, None)[2:]
+    ((3, 3), (2, 2), [(1, 1), (1, 1)], (1, 1))
+    """
+    input = pt.as_tensor_variable(input)
+    filters = pt.as_tensor_variable(filters)
+    n = input.ndim - 2
+    if n < 1 or filters.ndim != n + 2:
+        raise ValueError(
+            f"{who}: expected input (batch, channels, *spatial) and filters (num_filters, "
+            f"channels, *kernel) with the same number of spatial axes, got input of "
+            f"{input.ndim} and filters of {filters.ndim} dimensions"
+        )
+    kernel_shape = _kernel_shape(filters, kernel_shape, n)
+    if len(kernel_shape) != n:
+        raise ValueError(f"{who}: kernel_shape {kernel_shape} has not {n} entries")
+    stride = tuple(int(s) for s in _per_axis(stride, n, "stride"))
+    dilation = tuple(int(d) for d in _per_axis(dilation, n, "dilation"))
+    pads = [p if isinstance(p, tuple) else (p, p) for p in _per_axis(pad, n, "pad")]
+    return input, filters, kernel_shape, stride, pads, dilation
+
+
 def corr_nd(
     input: Any,
     filters: Any,
@@ -188,21 +225,10 @@ def corr_nd(
     >>> corr_nd(x, w, stride=2, pad=1).eval().tolist()
     [[[0.0, -1.0, -1.0]]]
     """
-    input = pt.as_tensor_variable(input)
-    filters = pt.as_tensor_variable(filters)
+    input, filters, kernel_shape, stride, pads, dilation = correlation_settings(
+        "corr_nd", input, filters, kernel_shape, stride, pad, dilation
+    )
     n = input.ndim - 2
-    if n < 1 or filters.ndim != n + 2:
-        raise ValueError(
-            f"corr_nd: expected input (batch, channels, *spatial) and filters (num_filters, "
-            f"channels, *kernel) with the same number of spatial axes, got input of "
-            f"{input.ndim} and filters of {filters.ndim} dimensions"
-        )
-    kernel_shape = _kernel_shape(filters, kernel_shape, n)
-    if len(kernel_shape) != n:
-        raise ValueError(f"corr_nd: kernel_shape {kernel_shape} has not {n} entries")
-    stride = tuple(int(s) for s in _per_axis(stride, n, "stride"))
-    dilation = tuple(int(d) for d in _per_axis(dilation, n, "dilation"))
-    pads = [p if isinstance(p, tuple) else (p, p) for p in _per_axis(pad, n, "pad")]
     x = pad_spatial(input, pads)
     out_len = output_lengths([x.shape[2 + i] for i in range(n)], kernel_shape, stride, dilation)
     cols = im2col(x, kernel_shape, stride, dilation)  # (channels * taps, batch * positions)

@@ -23,11 +23,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytensor
-import pytensor.tensor as pt
 from pytensor.tensor.symbolic import TensorSymbolicOp
 
-from .conv import _kernel_shape, _per_axis, pad_spatial
 from .conv import corr_nd as _im2col_corr_nd
+from .conv import correlation_settings, pad_spatial
 
 __all__ = ["CorrNd", "CorrNdGrad", "corr_nd_op"]
 
@@ -71,6 +70,7 @@ class CorrNd(_CorrSettings):
     Examples
     --------
     >>> import numpy as np
+    >>> import pytensor.tensor as pt
     >>> op = CorrNd(kernel_shape=(2,), stride=(1,), dilation=(1,), pads=((0, 0),))
     >>> x = pt.constant(np.arange(5.0).reshape(1, 1, 5))
     >>> op(x, pt.constant(np.array([[[1.0, -1.0]]]))).eval().tolist()
@@ -92,6 +92,7 @@ class CorrNdGrad(_CorrSettings):
     Examples
     --------
     >>> import numpy as np
+    >>> import pytensor.tensor as pt
     >>> op = CorrNdGrad(kernel_shape=(2,), stride=(1,), dilation=(1,), pads=((0, 0),))
     >>> x = pt.constant(np.arange(4.0).reshape(1, 1, 4))
     >>> w = pt.constant(np.array([[[1.0, -1.0]]]))
@@ -121,29 +122,22 @@ def corr_nd_op(
     Examples
     --------
     >>> import numpy as np
+    >>> import pytensor.tensor as pt
     >>> x = pt.constant(np.arange(5.0).reshape(1, 1, 5))
     >>> w = pt.constant(np.array([[[1.0, -1.0]]]))
     >>> corr_nd_op(x, w, stride=2, pad=1).eval().tolist()
     [[[0.0, -1.0, -1.0]]]
     """
-    input = pt.as_tensor_variable(input)
-    filters = pt.as_tensor_variable(filters)
-    n = input.ndim - 2
-    if n < 1 or filters.ndim != n + 2:
-        raise ValueError(
-            f"corr_nd_op: expected input (batch, channels, *spatial) and filters (num_filters, "
-            f"channels, *kernel) with the same number of spatial axes, got input of "
-            f"{input.ndim} and filters of {filters.ndim} dimensions"
-        )
-    kernel = _kernel_shape(filters, kernel_shape, n)
-    pads = [p if isinstance(p, tuple) else (p, p) for p in _per_axis(pad, n, "pad")]
+    input, filters, kernel, stride, pads, dilation = correlation_settings(
+        "corr_nd_op", input, filters, kernel_shape, stride, pad, dilation
+    )
     crops = [(min(a, 0), min(b, 0)) for a, b in pads]
     if any(a or b for a, b in crops):
         input = pad_spatial(input, crops)
     op = CorrNd(
         kernel_shape=kernel,
-        stride=_per_axis(stride, n, "stride"),
-        dilation=_per_axis(dilation, n, "dilation"),
+        stride=stride,
+        dilation=dilation,
         pads=[(max(a, 0), max(b, 0)) for a, b in pads],
     )
     return op(input, filters)
