@@ -447,6 +447,7 @@ def demo(args: argparse.Namespace) -> int:
         batch_size=100,
         method="advi",
         backend=args.backend,
+        reparameterization="weights",
         float32=True,
         learning_rate=0.01,
         seed=args.seed,

@@ -252,3 +252,16 @@ def test_train_with_per_example_weight_noise(data, tmp_path):
     res = plasagne("train", "--resume", out, "--iterations", 6, "--no-progress")
     assert res.returncode == 0, res.stderr
     assert len(np.load(out / "losses.npy")) == 6
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    """The README's main job, cut short (3 iterations, reference mode)."""
+    out = tmp_path / "demo"
+    res = plasagne(
+        "demo", "--out", out, "--iterations", 3, "--backend", "fast_compile", "--no-progress"
+    )
+    assert res.returncode == 0, res.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == "cnn" and config["reparameterization"] == "weights"
+    assert (out / "report.md").stat().st_size > 0
+    assert json.loads((out / "metrics.json").read_text())["timings"]["iterations"] == 3
