@@ -310,39 +310,28 @@ def test_fit_with_convolution_rewrites_it_with_flipout(correlation, monkeypatch)
 
 def test_resume_continues_exactly(tmp_path):
     X, y = toy_data()
-    bnet = mlp_model(X, y, 40)
-    full = fit(bnet, X, y, n=20, reparameterization="local", random_seed=5, progressbar=False)
     path = tmp_path / "ck.npz"
-    bnet2 = mlp_model(X, y, 40)
-    fit(
-        bnet2,
-        X,
-        y,
-        n=10,
-        reparameterization="local",
-        random_seed=5,
-        progressbar=False,
-        checkpoint_path=path,
-    )
-    bnet3 = mlp_model(X, y, 40)
-    resumed = fit(
-        bnet3, X, y, n=20, reparameterization="local", random_seed=5, progressbar=False, resume=path
-    )
+
+    def run(n, estimator="local", **kwargs):  # a freshly built model each time
+        return fit(
+            mlp_model(X, y, 40),
+            X,
+            y,
+            n=n,
+            reparameterization=estimator,
+            random_seed=5,
+            progressbar=False,
+            **kwargs,
+        )
+
+    full = run(20)
+    run(10, checkpoint_path=path)
+    resumed = run(20, resume=path)
     np.testing.assert_array_equal(resumed.losses, full.losses)
     for a, b in zip(resumed.approximation.params, full.approximation.params):
         np.testing.assert_array_equal(a.get_value(), b.get_value())
     with pytest.raises(ValueError, match="different model or method"):
-        bnet4 = mlp_model(X, y, 40)
-        fit(
-            bnet4,
-            X,
-            y,
-            n=20,
-            reparameterization="flipout",
-            random_seed=5,
-            progressbar=False,
-            resume=path,
-        )
+        run(20, "flipout", resume=path)
 
 
 def test_fit_refuses_bad_reparameterization_settings():
