@@ -143,7 +143,7 @@ def _check_choices(
     model: str, method: str, backend: str, reparameterization: str = "weights"
 ) -> None:
     from .models import MODELS
-    from .pymc_bridge.reparam import ESTIMATORS
+    from .pymc_bridge.reparam import check_estimator
 
     if model not in MODELS:
         raise CLIError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
@@ -151,13 +151,10 @@ def _check_choices(
         raise CLIError(f"unknown method {method!r}; choose advi, fullrank_advi, svgd or map")
     if backend not in BACKENDS:
         raise CLIError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if reparameterization not in ESTIMATORS:
-        raise CLIError(
-            f"unknown reparameterization {reparameterization!r}; "
-            f"choose one of {', '.join(ESTIMATORS)}"
-        )
-    if reparameterization != "weights" and method != "advi":
-        raise CLIError(f"--reparameterization {reparameterization} needs --method advi")
+    try:
+        check_estimator(reparameterization, method)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
     if backend == "jax":
         try:
             import jax  # noqa: F401

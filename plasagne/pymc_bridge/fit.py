@@ -30,7 +30,7 @@ from .checkpoint import (
     updated_shared_variables,
 )
 from .model import BayesianNetwork
-from .reparam import ESTIMATORS, reparameterized_advi_loss, seed_random_generators
+from .reparam import check_estimator, reparameterized_advi_loss, seed_random_generators
 
 __all__ = [
     "point_estimate_params",
@@ -583,15 +583,10 @@ def fit(
     """
     if method not in METHODS:
         raise ValueError(f"fit: method must be one of {METHODS}, found {method!r}")
-    if reparameterization not in ESTIMATORS:
-        raise ValueError(
-            f"fit: reparameterization must be one of {ESTIMATORS}, found {reparameterization!r}"
-        )
-    if reparameterization != "weights" and method != "advi":
-        raise ValueError(
-            f"fit: reparameterization={reparameterization!r} needs method='advi' (a mean-field "
-            f"Gaussian approximation), found method={method!r}"
-        )
+    try:
+        check_estimator(reparameterization, method)
+    except ValueError as err:
+        raise ValueError(f"fit: {err}") from None
     X = np.asarray(X)
     y = np.asarray(y)
     _check_data(bnet, X, y)
@@ -658,18 +653,16 @@ def fit(
     stream = BatchStream(bnet.n_data, batch_size, stream_seed)
     losses: list[float] = []
     done = 0
-    header = {"method": method, "n_data": bnet.n_data, "batch_size": batch_size}
-    if reparameterization != "weights":
-        header["reparameterization"] = reparameterization
+    header = {
+        "method": method,
+        "n_data": bnet.n_data,
+        "batch_size": batch_size,
+        "reparameterization": reparameterization,
+    }
     if resume is not None:
-        saved, arrays = load_checkpoint(resume, state)
-        for key, value in header.items():
-            if saved.get(key) != value:
-                raise ValueError(
-                    f"fit: checkpoint {os.fspath(resume)} was written with "
-                    f"{key}={saved.get(key)!r}, "
-                    f"this run has {key}={value!r}"
-                )
+        saved, arrays = load_checkpoint(
+            resume, state, expected=header, defaults={"reparameterization": "weights"}
+        )
         done = int(saved["iteration"])
         losses = arrays["losses"].tolist()
         stream.set_state(

@@ -49,6 +49,7 @@ from ..ops.im2col import Im2Col
 
 __all__ = [
     "ESTIMATORS",
+    "check_estimator",
     "WeightMoments",
     "reparameterize_likelihood",
     "reparameterized_advi_loss",
@@ -56,6 +57,28 @@ __all__ = [
 ]
 
 ESTIMATORS = ("weights", "local", "flipout")
+
+
+def check_estimator(estimator: str, method: str) -> None:
+    """Refuse an unknown weight-noise estimator, or one the fitting method cannot use.
+
+    Examples
+    --------
+    >>> check_estimator("local", "advi")
+    >>> try:
+    ...     check_estimator("local", "map")
+    ... except ValueError as err:
+    ...     print(str(err)[:46])
+    reparameterization='local' needs method='advi'
+    """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"reparameterization must be one of {ESTIMATORS}, found {estimator!r}")
+    if estimator != "weights" and method != "advi":
+        raise ValueError(
+            f"reparameterization={estimator!r} needs method='advi' (a mean-field Gaussian "
+            f"approximation), found method={method!r}"
+        )
+
 
 _STRUCTURE_OPS = (Reshape, DimShuffle, SpecifyShape, Subtensor)
 _SCALING_OPS = (ps.Mul, ps.TrueDiv, ps.Neg)
@@ -167,9 +190,20 @@ class _Product:
         return pt.dot(data, weights) if self.weight_side == 1 else pt.dot(weights, data)
 
 
+def _weight_sides(node: Any) -> tuple[int, ...]:
+    """Which inputs of ``node`` may hold the weights of a product: both sides of a 2-D
+    ``Dot``, the filters of a ``CorrNd``; none for any other node."""
+    if isinstance(node.op, CorrNd):
+        return (1,)
+    if isinstance(node.op, Dot) and all(i.ndim == 2 for i in node.inputs):
+        return (0, 1)
+    return ()
+
+
 def _rows_per_example(node: Any, weight_side: int, batch_size: int) -> int | None:
-    """How many rows (weight right) or columns (weight left) of a Dot's data operand belong
-    to each example, or None when they are not grouped by the minibatch's examples."""
+    """How many rows (weight right) or columns (weight left) of a product's data operand
+    belong to each example, or None when they are not grouped by the minibatch's examples.
+    A ``CorrNd``'s data is the batch itself: one entry per example."""
     data = node.inputs[1 - weight_side]
     length = _static_length(data.shape[0 if weight_side == 1 else 1])
     if length == batch_size:
@@ -184,30 +218,22 @@ def _rows_per_example(node: Any, weight_side: int, batch_size: int) -> int | Non
 
 def _find_products(loglik: Variable, candidates: list, batch_size: int) -> list[_Product]:
     found: dict[Variable, list] = {v: [] for v in candidates}
-    for node in io_toposort(list(candidates), [loglik]):
-        if isinstance(node.op, CorrNd):
-            weights, data = node.inputs[1], node.inputs[0]
-            if _static_length(data.shape[0]) != batch_size:
-                continue
+    order = io_toposort(list(candidates), [loglik])
+    for node in order:
+        for side in _weight_sides(node):
+            in_weights = _value_ancestors(node.inputs[side])
+            in_data = _value_ancestors(node.inputs[1 - side])
             for var in candidates:
-                if _depends_on(weights, var) and not _depends_on(data, var):
-                    if _linear_image(weights, var, var, False) is not None:
-                        found[var].append(_Product(node, 1, var, 1))
-            continue
-        if not isinstance(node.op, Dot) or any(i.ndim != 2 for i in node.inputs):
-            continue
-        for side in (0, 1):
-            weights, data = node.inputs[side], node.inputs[1 - side]
-            for var in candidates:
-                if _depends_on(weights, var) and not _depends_on(data, var):
-                    if _linear_image(weights, var, var, False) is None:
-                        continue
-                    per_example = _rows_per_example(node, side, batch_size)
-                    if per_example is not None:
-                        found[var].append(_Product(node, side, var, per_example))
-    order = {node: i for i, node in enumerate(io_toposort(list(candidates), [loglik]))}
+                if var not in in_weights or var in in_data:
+                    continue
+                if _linear_image(node.inputs[side], var, var, False) is None:
+                    continue
+                per_example = _rows_per_example(node, side, batch_size)
+                if per_example is not None:
+                    found[var].append(_Product(node, side, var, per_example))
+    position = {node: i for i, node in enumerate(order)}
     products = sorted(
-        (uses[0] for uses in found.values() if len(uses) == 1), key=lambda p: order[p.node]
+        (uses[0] for uses in found.values() if len(uses) == 1), key=lambda p: position[p.node]
     )
     # a variable used anywhere else in the likelihood keeps the shared weight sample
     cut = graph_replace(loglik, {p.output: p.output.type() for p in products}, strict=False)
