@@ -175,3 +175,29 @@ def test_numba_backend_matches_default_mode():
     a = fit(_bnet(X, y, 10), X, y, n=20, mode="numba", random_seed=0, progressbar=False)
     b = fit(_bnet(X, y, 10), X, y, n=20, random_seed=0, progressbar=False)
     np.testing.assert_allclose(a.losses, b.losses, rtol=1e-6)
+
+
+def test_checkpoint_settings_are_checked_by_name_with_defaults_for_older_files(tmp_path):
+    import pytensor
+
+    from plasagne.pymc_bridge.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+    path = tmp_path / "old.npz"
+    save_checkpoint(path, [pytensor.shared(np.ones(2))], {}, {"method": "advi"})
+    target = [pytensor.shared(np.zeros(2))]
+    # a file from before the reparameterization setting existed reads as "weights"
+    header, _ = load_checkpoint(
+        path,
+        target,
+        expected={"method": "advi", "reparameterization": "weights"},
+        defaults={"reparameterization": "weights"},
+    )
+    assert header["method"] == "advi" and target[0].get_value().tolist() == [1.0, 1.0]
+    for expected, name in [
+        ({"method": "map"}, "method"),
+        ({"reparameterization": "local"}, "reparameterization"),
+    ]:
+        with pytest.raises(CheckpointError, match=f"written with {name}="):
+            load_checkpoint(
+                path, target, expected=expected, defaults={"reparameterization": "weights"}
+            )

@@ -224,13 +224,19 @@ def mlp_model(X, y, batch_size):
     return build_model(mlp, X, y, priors=GaussWeights(1.0), batch_size=batch_size)
 
 
+def advi_setup(n, batch_size):
+    """A mean-field approximation (std 0.5) of the toy MLP, its first minibatch loaded,
+    and the static-batch replacements: what fit's objectives are built from."""
+    X, y = toy_data(n=n)
+    bnet = mlp_model(X, y, batch_size)
+    bnet.set_batch(X[:batch_size], y[:batch_size])
+    inference = _build_vi(bnet, "advi", bnet.model.initial_point(0), 0.5, 0, 1)
+    return bnet, inference, _static_batch(bnet, batch_size)
+
+
 @pytest.mark.parametrize("estimator", ["local", "flipout"])
 def test_loss_has_the_expectation_of_pymc_negative_elbo(estimator):
-    X, y = toy_data()
-    bnet = mlp_model(X, y, 40)
-    bnet.set_batch(X[:40], y[:40])
-    inference = _build_vi(bnet, "advi", bnet.model.initial_point(0), 0.5, 0, 1)
-    static = _static_batch(bnet, 40)
+    bnet, inference, static = advi_setup(120, 40)
     with bnet.model:
         pymc_loss = inference.objective.score_function(sc_n_mc=1, more_replacements=static)
     pymc_values = np.array([float(pymc_loss()) for _ in range(3000)])
@@ -245,11 +251,7 @@ def test_per_example_noise_lowers_the_gradient_variance():
     """With one weight sample per minibatch, the noise of every example's gradient is
     correlated and does not average out; per-example draws make it average out. Measured
     on the first layer's means (same expectation, several times lower variance)."""
-    X, y = toy_data(n=400)
-    bnet = mlp_model(X, y, 200)
-    bnet.set_batch(X[:200], y[:200])
-    inference = _build_vi(bnet, "advi", bnet.model.initial_point(0), 0.5, 0, 1)
-    static = _static_batch(bnet, 200)
+    bnet, inference, static = advi_setup(400, 200)
     mu = inference.approx.params[0]
     first_layer = inference.approx.groups[0].ordering["h.W"][1]
     with bnet.model:
@@ -330,8 +332,10 @@ def test_resume_continues_exactly(tmp_path):
     np.testing.assert_array_equal(resumed.losses, full.losses)
     for a, b in zip(resumed.approximation.params, full.approximation.params):
         np.testing.assert_array_equal(a.get_value(), b.get_value())
-    with pytest.raises(ValueError, match="different model or method"):
+    with pytest.raises(ValueError, match="reparameterization='local', this run has .*'flipout'"):
         run(20, "flipout", resume=path)
+    with pytest.raises(ValueError, match="reparameterization='local', this run has .*'weights'"):
+        run(20, "weights", resume=path)
 
 
 def test_fit_refuses_bad_reparameterization_settings():
@@ -347,11 +351,7 @@ def test_fit_refuses_bad_reparameterization_settings():
 @pytest.mark.parametrize("mode", NUMBA_AND_JAX)
 def test_backends_estimate_the_same_loss(mode):
     """The rewritten objective compiled by a real backend has the reference's expectation."""
-    X, y = toy_data()
-    bnet = mlp_model(X, y, 40)
-    bnet.set_batch(X[:40], y[:40])
-    inference = _build_vi(bnet, "advi", bnet.model.initial_point(0), 0.5, 0, 1)
-    static = _static_batch(bnet, 40)
+    bnet, inference, static = advi_setup(120, 40)
     loss, _ = reparameterized_advi_loss(bnet.model, inference.approx, static, 40, "local")
     values = {}
     for name in ("FAST_COMPILE", mode):

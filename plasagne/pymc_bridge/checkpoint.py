@@ -137,8 +137,17 @@ def save_checkpoint(
             os.remove(tmp)
 
 
-def load_checkpoint(path: str | os.PathLike, shared: list) -> tuple[dict, dict[str, np.ndarray]]:
+def load_checkpoint(
+    path: str | os.PathLike,
+    shared: list,
+    expected: dict | None = None,
+    defaults: dict | None = None,
+) -> tuple[dict, dict[str, np.ndarray]]:
     """Load a checkpoint into ``shared`` (same variables, same order) and return the rest.
+
+    ``expected`` header entries (the run's settings) are checked first, so a checkpoint of
+    another run is refused by naming the setting that differs; ``defaults`` stand for
+    entries that files written before a setting existed do not have.
 
     Returns
     -------
@@ -148,7 +157,8 @@ def load_checkpoint(path: str | os.PathLike, shared: list) -> tuple[dict, dict[s
     Raises
     ------
     CheckpointError
-        If the number, kind or shapes of the stored variables differ from ``shared``.
+        If an expected header entry differs, or the number, kind or shapes of the stored
+        variables differ from ``shared``.
 
     Examples
     --------
@@ -164,6 +174,13 @@ def load_checkpoint(path: str | os.PathLike, shared: list) -> tuple[dict, dict[s
     path = os.fspath(path)
     with np.load(path, allow_pickle=False) as data:
         header = json.loads(str(data["header"]))
+        for key, value in (expected or {}).items():
+            found = header.get(key, (defaults or {}).get(key))
+            if found != value:
+                raise CheckpointError(
+                    f"checkpoint {path} was written with {key}={found!r}, "
+                    f"this run has {key}={value!r}"
+                )
         if header.get("n_shared") != len(shared):
             raise CheckpointError(
                 f"checkpoint {path}: holds {header.get('n_shared')} training variables, "
