@@ -51,12 +51,7 @@ class _CorrSettings(TensorSymbolicOp):
         super().__init__(**kwargs)
 
     def settings(self) -> dict:
-        return {
-            "kernel_shape": self.kernel_shape,
-            "stride": self.stride,
-            "dilation": self.dilation,
-            "pads": self.pads,
-        }
+        return {name: getattr(self, name) for name in self.__props__}
 
     def reference(self, x: Any, w: Any) -> Any:
         return _im2col_corr_nd(
