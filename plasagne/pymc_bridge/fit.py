@@ -22,6 +22,7 @@ import pytensor.tensor as pt
 from pytensor.compile.mode import Mode, get_mode
 from pytensor.graph.replace import graph_replace
 
+from ..ops.fast_math import fast_math_mode
 from .checkpoint import (
     generator_state,
     load_checkpoint,
@@ -46,31 +47,36 @@ __all__ = [
 METHODS = ("advi", "fullrank_advi", "svgd", "map")
 
 
-def resolve_mode(mode: str | Mode | None) -> Mode | None:
-    """Turn a backend name into a PyTensor Mode (None keeps PyTensor's default).
+def resolve_mode(mode: str | Mode | None) -> Mode:
+    """Turn a backend name into a PyTensor Mode (None: PyTensor's default mode).
 
     Accepts ``"numba"``, ``"c"`` (PyTensor's C virtual machine), ``"jax"``,
-    ``"fast_compile"``, ``"fast_run"``, any other PyTensor mode name, or a Mode.
+    ``"fast_compile"``, ``"fast_run"``, any other PyTensor mode name, or a Mode. A name
+    (or None) that compiles with Numba gets plasagne's fast float32 ``tanh``/``softplus``
+    kernels (:func:`plasagne.ops.fast_math.fast_math_mode`); a Mode object is used as given.
 
     Examples
     --------
     >>> resolve_mode("numba").linker.__class__.__name__
     'NumbaLinker'
-    >>> resolve_mode(None) is None
+    >>> "fast_float32_math" in resolve_mode("numba").provided_optimizer.include
     True
+    >>> "fast_float32_math" in resolve_mode("jax").provided_optimizer.include
+    False
     """
-    if mode is None or isinstance(mode, Mode):
+    if isinstance(mode, Mode):
         return mode
-    if not isinstance(mode, str):
+    if mode is not None and not isinstance(mode, str):
         raise TypeError(f"mode: expected a backend name or a pytensor Mode, found {mode!r}")
-    name = "CVM" if mode.lower() == "c" else mode
+    name = "CVM" if isinstance(mode, str) and mode.lower() == "c" else mode
     try:
-        return get_mode(name)
+        resolved = get_mode(name)
     except Exception as err:
         raise ValueError(
             f"mode: unknown backend {mode!r}; expected 'numba', 'c', 'jax', 'fast_compile', "
             f"'fast_run' or a pytensor Mode ({err})"
         ) from None
+    return fast_math_mode(resolved)
 
 
 class BatchStream:
@@ -635,7 +641,7 @@ def fit(
                 "obj_optimizer": opt,
                 "total_grad_norm_constraint": total_grad_norm_constraint,
                 "score": has_loss,
-                "compile_kwargs": {"mode": compiled_mode} if compiled_mode is not None else {},
+                "compile_kwargs": {"mode": compiled_mode},
             }
             if point_estimate_params(bnet):
                 kwargs["more_obj_params"] = point_estimate_params(bnet)

@@ -17,6 +17,8 @@ import numpy as np
 import pytensor.tensor as pt
 from pytensor.graph.replace import clone_replace, graph_replace, vectorize_graph
 
+from .fit import resolve_mode
+
 __all__ = ["PosteriorPredictive", "predict_proba", "predict", "sample_labels"]
 
 
@@ -37,7 +39,8 @@ class PosteriorPredictive:
         Weight draws evaluated together in one call of the compiled network (the graph
         is vectorised over them). 1, the default, measured fastest on 2 CPU cores.
     mode : str or Mode, optional
-        Compilation mode/backend ("NUMBA", "CVM", "JAX", "FAST_COMPILE", ...).
+        Compilation mode/backend ("NUMBA", "CVM", "JAX", "FAST_COMPILE", ...), resolved
+        like :func:`fit`'s (:func:`plasagne.pymc_bridge.resolve_mode`).
     random_seed : int, optional
         Seeds the weight draws (reproducible predictions).
 
@@ -69,6 +72,7 @@ class PosteriorPredictive:
             raise ValueError(
                 f"PosteriorPredictive: draws_per_call must be >= 1, found {draws_per_call}"
             )
+        mode = resolve_mode(mode)
         self.bnet = bnet
         self.approximation = _approximation(fitted)
         self.stochastic = hasattr(self.approximation, "sample_node")
