@@ -11,7 +11,9 @@ In one process run, on the same machine and data:
 - NumPyro SVI with AutoNormal on the same model (the CNN through
   ``jax.lax.conv_general_dilated``), when the optional ``bench`` extra is installed (``pip install 'plasagne[bench]'``); otherwise the table says it was skipped.
 
-Steps/s are medians over blocks of iterations, after a warm-up. Prints a markdown table and
+Steps/s are medians over blocks of iterations, after a warm-up. The process keeps freed
+memory for reuse (``plasagne.memory.reuse_freed_memory``, which ``fit`` calls) from the
+start, so every implementation runs under the same allocator settings. Prints a markdown table and
 writes benchmarks/results/advi_speed.json.
 
     python benchmarks/advi_speed.py --models mlp cnn --steps 200 --backends NUMBA JAX \
@@ -265,6 +267,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     pytensor.config.floatX = "float32"
+    from plasagne.memory import reuse_freed_memory
+
+    # every implementation below runs under the same allocator settings (fit sets them)
+    reuse_freed_memory()
     data = load_mnist_protocol("float32")
     rate = gemm_rate()
     rows = []

@@ -17,6 +17,7 @@ import numpy as np
 import pytensor.tensor as pt
 from pytensor.graph.replace import clone_replace, graph_replace, vectorize_graph
 
+from ..memory import reuse_freed_memory
 from .fit import resolve_mode
 
 __all__ = ["PosteriorPredictive", "predict_proba", "predict", "sample_labels"]
@@ -43,6 +44,9 @@ class PosteriorPredictive:
         like :func:`fit`'s (:func:`plasagne.pymc_bridge.resolve_mode`).
     random_seed : int, optional
         Seeds the weight draws (reproducible predictions).
+    reuse_memory : bool
+        Call :func:`plasagne.memory.reuse_freed_memory` (as :func:`fit` does), so the
+        per-chunk buffers are reused instead of page-faulted in afresh.
 
     Examples
     --------
@@ -65,6 +69,7 @@ class PosteriorPredictive:
         draws_per_call: int = 1,
         mode: Any = None,
         random_seed: int | None = None,
+        reuse_memory: bool = True,
     ) -> None:
         import pymc as pm
 
@@ -73,6 +78,8 @@ class PosteriorPredictive:
                 f"PosteriorPredictive: draws_per_call must be >= 1, found {draws_per_call}"
             )
         mode = resolve_mode(mode)
+        if reuse_memory:
+            reuse_freed_memory()
         self.bnet = bnet
         self.approximation = _approximation(fitted)
         self.stochastic = hasattr(self.approximation, "sample_node")
