@@ -13,8 +13,8 @@ In one process run, on the same machine and data:
 
 Steps/s are medians over blocks of iterations, after a warm-up. The process keeps freed
 memory for reuse (``plasagne.memory.reuse_freed_memory``, which ``fit`` calls) from the
-start, so every implementation runs under the same allocator settings. Prints a markdown table and
-writes benchmarks/results/advi_speed.json.
+start, so every implementation runs under the same allocator settings. Prints a markdown
+table and writes benchmarks/results/advi_speed.json.
 
     python benchmarks/advi_speed.py --models mlp cnn --steps 200 --backends NUMBA JAX \
         --reparameterizations weights local
