@@ -93,7 +93,7 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 def _row_key(row: dict[str, Any]) -> tuple:
-    keys = ("model", "implementation", "backend", "prior", "reparameterization")
+    keys = ("model", "implementation", "backend", "prior", "reparameterization", "kl_weight")
     return tuple(str(row.get(k)) for k in keys)
 
 

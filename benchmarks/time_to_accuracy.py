@@ -84,6 +84,7 @@ def run(model: str, data: dict, args: argparse.Namespace) -> dict:
         mode=args.backend,
         random_seed=0,
         reparameterization=args.reparameterization,
+        kl_weight=args.kl_weight,
         callbacks=[evaluate],
         progressbar=False,
     )
@@ -97,6 +98,7 @@ def run(model: str, data: dict, args: argparse.Namespace) -> dict:
         "backend": args.backend,
         "prior": args.prior if args.prior == "hier" else f"normal({args.prior_sigma})",
         "reparameterization": args.reparameterization,
+        "kl_weight": args.kl_weight,
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
         "learning_rate_final": args.learning_rate_final,
@@ -140,6 +142,12 @@ def main() -> None:
         default="weights",
         help="fit's weight-noise estimator (local: local reparameterization / Flipout)",
     )
+    parser.add_argument(
+        "--kl-weight",
+        type=float,
+        default=1.0,
+        help="fit's kl_weight: 1 is the ELBO, below 1 a tempered posterior",
+    )
     args = parser.parse_args()
     pytensor.config.floatX = "float32"
     data = load_mnist_protocol("float32")
@@ -148,6 +156,7 @@ def main() -> None:
         "model",
         "prior",
         "reparameterization",
+        "kl_weight",
         "target",
         "budget_s",
         "reached",

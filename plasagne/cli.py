@@ -62,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
         help="weights (one weight draw per step, PyMC's ADVI), local (per-example noise: "
         "local reparameterization in dense layers, Flipout in convolutions) or flipout",
     )
+    train.add_argument(
+        "--kl-weight",
+        type=float,
+        default=1.0,
+        help="weight of the KL term in the ADVI objective (1: the ELBO; below 1 tempers "
+        "the posterior, a modelling choice)",
+    )
     train.add_argument("--float32", action="store_true", help="compute in float32")
     train.add_argument("--learning-rate", type=float, default=0.01)
     train.add_argument("--seed", type=int, default=0)
@@ -140,9 +147,14 @@ def _prepare_out(out: Path) -> None:
 
 
 def _check_choices(
-    model: str, method: str, backend: str, reparameterization: str = "weights"
+    model: str,
+    method: str,
+    backend: str,
+    reparameterization: str = "weights",
+    kl_weight: float = 1.0,
 ) -> None:
     from .models import MODELS
+    from .pymc_bridge.fit import _check_kl_weight
     from .pymc_bridge.reparam import check_estimator
 
     if model not in MODELS:
@@ -153,7 +165,8 @@ def _check_choices(
         raise CLIError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     try:
         check_estimator(reparameterization, method)
-    except ValueError as err:
+        _check_kl_weight(kl_weight, method)
+    except (TypeError, ValueError) as err:
         raise CLIError(str(err)) from None
     if backend == "jax":
         try:
@@ -214,6 +227,7 @@ def train(args: argparse.Namespace) -> int:
                 "method",
                 "backend",
                 "reparameterization",
+                "kl_weight",
                 "float32",
                 "learning_rate",
                 "seed",
@@ -223,8 +237,13 @@ def train(args: argparse.Namespace) -> int:
             )
         }
     config.setdefault("reparameterization", "weights")  # runs from before the option
+    config.setdefault("kl_weight", 1.0)
     _check_choices(
-        config["model"], config["method"], config["backend"], config["reparameterization"]
+        config["model"],
+        config["method"],
+        config["backend"],
+        config["reparameterization"],
+        config["kl_weight"],
     )
     _prepare_out(out)
     for stale in (METRICS, "report.md"):
@@ -256,6 +275,7 @@ def _fit_and_report(config: dict, data: Any, out: Path, resume: bool, progress: 
             n=config["iterations"],
             method=config["method"],
             reparameterization=config["reparameterization"],
+            kl_weight=config["kl_weight"],
             learning_rate=config["learning_rate"],
             mode=BACKENDS[config["backend"]],
             checkpoint_every=config["checkpoint_every"],
@@ -399,8 +419,13 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.data is not None:
         config["data"] = args.data
     config.setdefault("reparameterization", "weights")  # runs from before the option
+    config.setdefault("kl_weight", 1.0)
     _check_choices(
-        config["model"], config["method"], config["backend"], config["reparameterization"]
+        config["model"],
+        config["method"],
+        config["backend"],
+        config["reparameterization"],
+        config["kl_weight"],
     )
     _set_float(config)
     data = _load_data(config["data"], config.get("train_size"))
@@ -421,6 +446,7 @@ def evaluate(args: argparse.Namespace) -> int:
             n=done,
             method=config["method"],
             reparameterization=config["reparameterization"],
+            kl_weight=config["kl_weight"],
             learning_rate=config["learning_rate"],
             mode=BACKENDS[config["backend"]],
             resume=ckpt,
@@ -445,6 +471,7 @@ def demo(args: argparse.Namespace) -> int:
         method="advi",
         backend=args.backend,
         reparameterization="weights",
+        kl_weight=1.0,
         float32=True,
         learning_rate=0.01,
         seed=args.seed,

@@ -210,6 +210,8 @@ def test_bad_data_gives_one_line_errors(tmp_path, case):
         (["--method", "nuts"], "unknown method 'nuts'"),
         (["--reparameterization", "lrt"], "reparameterization must be one of"),
         (["--method", "map", "--reparameterization", "local"], "needs method='advi'"),
+        (["--kl-weight", "-1"], "kl_weight must be positive"),
+        (["--method", "map", "--kl-weight", "0.5"], "method 'map' has none"),
     ],
 )
 def test_bad_choices(data, tmp_path, args, message):
@@ -229,7 +231,7 @@ def test_unwritable_output_and_foreign_checkpoint(data, trained, tmp_path):
     assert res.returncode == 2 and "not a plasagne run directory" in res.stderr
 
 
-def test_train_with_per_example_weight_noise(data, tmp_path):
+def test_train_with_per_example_weight_noise_and_a_tempered_kl(data, tmp_path):
     out = tmp_path / "local"
     res = plasagne(
         "train",
@@ -243,10 +245,13 @@ def test_train_with_per_example_weight_noise(data, tmp_path):
         out,
         "--reparameterization",
         "local",
+        "--kl-weight",
+        0.5,
         *FAST,
     )
     assert res.returncode == 0, res.stderr
-    assert json.loads((out / "config.json").read_text())["reparameterization"] == "local"
+    config = json.loads((out / "config.json").read_text())
+    assert config["reparameterization"] == "local" and config["kl_weight"] == 0.5
     assert np.isfinite(np.load(out / "losses.npy")).all()
     # resuming keeps the setting: the checkpoint of a "local" fit fits a "local" step
     res = plasagne("train", "--resume", out, "--iterations", 6, "--no-progress")

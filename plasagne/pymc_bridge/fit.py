@@ -19,6 +19,7 @@ import numpy as np
 import pymc as pm
 import pytensor
 import pytensor.tensor as pt
+from pymc.variational import FullRank, KLqp, MeanField
 from pytensor.compile.mode import Mode, get_mode
 from pytensor.graph.replace import graph_replace
 
@@ -264,15 +265,20 @@ def _build_vi(
     start_sigma: float | None,
     random_seed: int | None,
     n_particles: int,
+    kl_weight: float = 1.0,
 ) -> Any:
+    """PyMC's inference object; ADVI and full-rank ADVI are ``pm.KLqp`` (what ``pm.ADVI``
+    and ``pm.FullRankADVI`` build) with the KL term weighted by ``kl_weight``."""
     model = bnet.model
     if method == "advi":
         sigmas = None
         if start_sigma is not None:
             sigmas = {v.name: np.full(start[v.name].size, start_sigma) for v in model.value_vars}
-        return pm.ADVI(model=model, random_seed=random_seed, start=start, start_sigma=sigmas)
+        approx = MeanField(model=model, random_seed=random_seed, start=start, start_sigma=sigmas)
+        return KLqp(approx, beta=kl_weight)
     if method == "fullrank_advi":
-        inference = pm.FullRankADVI(model=model, random_seed=random_seed, start=start)
+        approx = FullRank(model=model, random_seed=random_seed, start=start)
+        inference = KLqp(approx, beta=kl_weight)
         if start_sigma is not None:
             group = inference.approx.groups[0]
             d = group.ddim
@@ -288,6 +294,21 @@ def _build_vi(
     noise = np.random.default_rng(random_seed).normal(0.0, start_sigma or 1.0, size=hist.shape)
     group.histogram.set_value((hist + noise).astype(hist.dtype))
     return inference
+
+
+def _check_kl_weight(kl_weight: float, method: str) -> float:
+    try:
+        value = float(kl_weight)
+    except (TypeError, ValueError):
+        raise TypeError(f"fit: kl_weight must be a number, found {kl_weight!r}") from None
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"fit: kl_weight must be positive and finite, found {kl_weight!r}")
+    if value != 1.0 and method not in ("advi", "fullrank_advi"):
+        raise ValueError(
+            f"fit: kl_weight weights the KL term of ADVI and full-rank ADVI; method "
+            f"{method!r} has none (found kl_weight={kl_weight!r})"
+        )
+    return value
 
 
 def exponential_decay(initial: float, final: float, steps: int) -> Callable[[int], float]:
@@ -431,13 +452,20 @@ def _compile_reparameterized(
     estimator: str,
     obj_n_mc: int,
     total_grad_norm_constraint: float | None,
+    kl_weight: float = 1.0,
 ) -> tuple[Any, Any, dict[str, str]]:
     """Mean-field ADVI with per-example weight noise (see :mod:`.reparam`): PyMC's
     approximation holds the parameters, the objective is built here."""
     start_seed, step_seed = seeds
     approx = _build_vi(bnet, "advi", start, start_sigma, start_seed, 1).approx
     loss, report = reparameterized_advi_loss(
-        bnet.model, approx, _static_batch(bnet, batch_size), batch_size, estimator, obj_n_mc
+        bnet.model,
+        approx,
+        _static_batch(bnet, batch_size),
+        batch_size,
+        estimator,
+        obj_n_mc,
+        kl_weight,
     )
     params = list(approx.params) + point_estimate_params(bnet)
     grads = pytensor.grad(loss, params)
@@ -501,6 +529,7 @@ def fit(
     start_sigma: float | None = 0.01,
     obj_n_mc: int = 1,
     reparameterization: str = "weights",
+    kl_weight: float = 1.0,
     n_particles: int = 20,
     total_grad_norm_constraint: float | None = None,
     callbacks: Sequence[Callable] | None = None,
@@ -554,6 +583,13 @@ def fit(
         cannot handle (tied, transformed, recurrent) keep the shared sample. Which
         variable got which is in ``result.extra["reparameterization"]``; see
         :mod:`plasagne.pymc_bridge.reparam`.
+    kl_weight : float
+        The weight ``beta`` of the KL term in the objective (ADVI and full-rank ADVI):
+        ``-E_q[log p(y | w)] + beta * KL(q || p(w))``, PyMC's ``KLqp(beta=...)``. 1, the
+        default, is the ELBO; below 1 tempers the posterior (the data count for
+        ``1 / beta`` times as much), which mean-field networks with over a million
+        weights often need to fit the data well. A modelling choice: say so when you
+        report results.
     n_particles : int
         SVGD particles.
     total_grad_norm_constraint : float, optional
@@ -599,6 +635,7 @@ def fit(
         check_estimator(reparameterization, method)
     except ValueError as err:
         raise ValueError(f"fit: {err}") from None
+    kl_weight = _check_kl_weight(kl_weight, method)
     X = np.asarray(X)
     y = np.asarray(y)
     _check_data(bnet, X, y)
@@ -639,10 +676,13 @@ def fit(
                 reparameterization,
                 obj_n_mc,
                 total_grad_norm_constraint,
+                kl_weight,
             )
             has_loss = True
         else:
-            inference = _build_vi(bnet, method, start, start_sigma, start_seed, n_particles)
+            inference = _build_vi(
+                bnet, method, start, start_sigma, start_seed, n_particles, kl_weight
+            )
             approx = inference.approx
             has_loss = inference.objective.op.returns_loss
             kwargs: dict[str, Any] = {
@@ -672,10 +712,14 @@ def fit(
         "n_data": bnet.n_data,
         "batch_size": batch_size,
         "reparameterization": reparameterization,
+        "kl_weight": kl_weight,
     }
     if resume is not None:
         saved, arrays = load_checkpoint(
-            resume, state, expected=header, defaults={"reparameterization": "weights"}
+            resume,
+            state,
+            expected=header,
+            defaults={"reparameterization": "weights", "kl_weight": 1.0},
         )
         done = int(saved["iteration"])
         losses = arrays["losses"].tolist()

@@ -397,6 +397,7 @@ def reparameterized_advi_loss(
     batch_size: int,
     estimator: str,
     obj_n_mc: int = 1,
+    kl_weight: float = 1.0,
 ) -> tuple[Variable, dict[str, str]]:
     """The negative ELBO of a mean-field approximation, with per-example weight noise.
 
@@ -416,6 +417,8 @@ def reparameterized_advi_loss(
     batch_size : int
     estimator : {"local", "flipout"}
     obj_n_mc : int
+    kl_weight : float
+        Weight ``beta`` of the KL term (prior and entropy), as PyMC's ``KLqp(beta=...)``.
 
     Returns
     -------
@@ -462,11 +465,11 @@ def reparameterized_advi_loss(
             by_name[name]: draw[slc].reshape(shape)
             for name, (_, slc, shape, _dtype) in group.ordering.items()
         }
-        terms.append(graph_replace(prior + rewritten, values, strict=False))
+        terms.append(graph_replace(kl_weight * prior + rewritten, values, strict=False))
     expected_logp = pt.add(*terms) / len(terms) if len(terms) > 1 else terms[0]
     # PyMC reports the ELBO scaled to one minibatch (divided by total_size / batch rows)
     scale = graph_replace(approx.symbolic_normalizing_constant, static_batch, strict=False)
-    return -(expected_logp + gaussian_entropy(std)) / scale, report
+    return -(expected_logp + kl_weight * gaussian_entropy(std)) / scale, report
 
 
 def seed_random_generators(outputs: list, seed: int | None) -> None:
