@@ -54,8 +54,9 @@ def resolve_mode(mode: str | Mode | None) -> Mode:
 
     Accepts ``"numba"``, ``"c"`` (PyTensor's C virtual machine), ``"jax"``,
     ``"fast_compile"``, ``"fast_run"``, any other PyTensor mode name, or a Mode. A name
-    (or None) that compiles with Numba gets plasagne's fast float32 ``tanh``/``softplus``
-    kernels (:func:`plasagne.ops.fast_math.fast_math_mode`); a Mode object is used as given.
+    (or None) that compiles with Numba gets plasagne's vectorised float32 ``tanh``,
+    ``softplus``, ``sigmoid``, ``exp`` and ``log`` kernels
+    (:func:`plasagne.ops.fast_math.fast_math_mode`); a Mode object is used as given.
 
     Examples
     --------
