@@ -5,7 +5,7 @@ import pymc as pm
 import pytest
 from pymc.distributions.dist_math import rho2sigma
 from pymc.variational import KLqp
-from test_bridge_reparam import advi_setup, draws, mlp_model, toy_data
+from test_bridge_reparam import advi_setup, draws, mlp_model, toy_data, toy_fit
 
 from plasagne.pymc_bridge import fit
 from plasagne.pymc_bridge.checkpoint import CheckpointError
@@ -93,38 +93,11 @@ def test_tempered_fit_shrinks_the_posterior_stds(reparameterization):
 def test_checkpoint_records_the_weight_and_resume_refuses_another(tmp_path):
     X, y = toy_data(n=120)
     path = tmp_path / "run.npz"
-    fit(
-        mlp_model(X, y, 40),
-        X,
-        y,
-        n=4,
-        kl_weight=BETA,
-        checkpoint_path=path,
-        random_seed=0,
-        progressbar=False,
-    )
+
+    toy_fit(X, y, 4, kl_weight=BETA, checkpoint_path=path)
     with pytest.raises(CheckpointError, match="kl_weight"):
-        fit(
-            mlp_model(X, y, 40),
-            X,
-            y,
-            n=6,
-            kl_weight=1.0,
-            resume=path,
-            random_seed=0,
-            progressbar=False,
-        )
-    resumed = fit(
-        mlp_model(X, y, 40),
-        X,
-        y,
-        n=6,
-        kl_weight=BETA,
-        resume=path,
-        random_seed=0,
-        progressbar=False,
-    )
-    assert resumed.iterations == 6
+        toy_fit(X, y, 6, kl_weight=1.0, resume=path)
+    assert toy_fit(X, y, 6, kl_weight=BETA, resume=path).iterations == 6
 
 
 @pytest.mark.parametrize(

@@ -224,6 +224,11 @@ def mlp_model(X, y, batch_size):
     return build_model(mlp, X, y, priors=GaussWeights(1.0), batch_size=batch_size)
 
 
+def toy_fit(X, y, n, seed=0, **kwargs):
+    """fit() on a freshly built toy MLP (batch 40), quietly."""
+    return fit(mlp_model(X, y, 40), X, y, n=n, random_seed=seed, progressbar=False, **kwargs)
+
+
 def advi_setup(n, batch_size):
     """A mean-field approximation (std 0.5) of the toy MLP, its first minibatch loaded,
     and the static-batch replacements: what fit's objectives are built from."""
@@ -314,17 +319,8 @@ def test_resume_continues_exactly(tmp_path):
     X, y = toy_data()
     path = tmp_path / "ck.npz"
 
-    def run(n, estimator="local", **kwargs):  # a freshly built model each time
-        return fit(
-            mlp_model(X, y, 40),
-            X,
-            y,
-            n=n,
-            reparameterization=estimator,
-            random_seed=5,
-            progressbar=False,
-            **kwargs,
-        )
+    def run(n, estimator="local", **kwargs):
+        return toy_fit(X, y, n, seed=5, reparameterization=estimator, **kwargs)
 
     full = run(20)
     run(10, checkpoint_path=path)
