@@ -154,7 +154,7 @@ def _check_choices(
     kl_weight: float = 1.0,
 ) -> None:
     from .models import MODELS
-    from .pymc_bridge.fit import _check_kl_weight
+    from .pymc_bridge.fit import check_kl_weight
     from .pymc_bridge.reparam import check_estimator
 
     if model not in MODELS:
@@ -165,7 +165,7 @@ def _check_choices(
         raise CLIError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     try:
         check_estimator(reparameterization, method)
-        _check_kl_weight(kl_weight, method)
+        check_kl_weight(kl_weight, method)
     except (TypeError, ValueError) as err:
         raise CLIError(str(err)) from None
     if backend == "jax":

@@ -9,7 +9,8 @@ approximation into a standard deviation, its gradient is a ``sigmoid``, the entr
 takes their ``log``, and ``tanh`` runs on every hidden unit.
 
 The kernels here use only arithmetic, comparisons and bit casts, so LLVM vectorises them
-(AVX-512 on this machine): 15-30x faster. Each evaluates in float64 and rounds once to
+(AVX-512 on this machine): on 1.3 M elements ``tanh`` 26x and ``softplus`` 20x faster,
+``sigmoid``, ``exp`` and ``log`` about 4x. Each evaluates in float64 and rounds once to
 float32, and stays within one unit in the last place of the correctly rounded result:
 
 - ``tanh(x) = z * P(u) / Q(u)`` with ``z = clip(x, -9, 9)``, ``u = z**2 / 81``, ``P`` and

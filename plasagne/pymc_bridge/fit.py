@@ -42,6 +42,7 @@ __all__ = [
     "MAPEstimate",
     "BatchStream",
     "resolve_mode",
+    "check_kl_weight",
     "exponential_decay",
     "METHODS",
 ]
@@ -297,7 +298,18 @@ def _build_vi(
     return inference
 
 
-def _check_kl_weight(kl_weight: float, method: str) -> float:
+def check_kl_weight(kl_weight: float, method: str) -> float:
+    """Validate ``fit``'s ``kl_weight`` for ``method``; return it as a float.
+
+    Examples
+    --------
+    >>> check_kl_weight(0.1, "advi")
+    0.1
+    >>> check_kl_weight(0.5, "map")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: fit: kl_weight weights the KL term of ADVI ...; method 'map' has none ...
+    """
     try:
         value = float(kl_weight)
     except (TypeError, ValueError):
@@ -636,7 +648,7 @@ def fit(
         check_estimator(reparameterization, method)
     except ValueError as err:
         raise ValueError(f"fit: {err}") from None
-    kl_weight = _check_kl_weight(kl_weight, method)
+    kl_weight = check_kl_weight(kl_weight, method)
     X = np.asarray(X)
     y = np.asarray(y)
     _check_data(bnet, X, y)
