@@ -249,14 +249,21 @@ def col2im(
     return out.reshape([shape[0], shape[1], *shape[2:]], ndim=n + 2)
 
 
+# salt for Numba's on-disk cache keys: bump when the walk's code changes
+_WALK_VERSION = 2
+
+
 def _numba_walk(op: _PatchOp, numba_njit: Any) -> Any:
     """A Numba loop over every (patch entry, input position) pair of ``op``'s settings.
 
     ``walk(x, cols, gather)`` copies input entries into the patches when ``gather`` is
     True (:class:`Im2Col`) and adds patch entries back into ``x`` otherwise
-    (:class:`Col2Im`): the two Ops are one index walk in opposite directions. Batch and
-    channel are outermost, so one ``(d, h, w)`` plane is used while its taps' rows are
-    visited, each row segment (the positions of one image) contiguous.
+    (:class:`Col2Im`): the two Ops are one index walk in opposite directions. Channel and
+    tap are outermost, so each patch row is written (or read) front to back in one
+    sequential pass over the batch; walking the batch outermost instead jumps between
+    all rows for every example, and measured 2-3x slower on a 2-core CPU (2026-12-05:
+    the post's second convolution on 500 images, 34 -> 16 ms to gather, 37 -> 17 ms to
+    scatter back).
     """
     kd, kh, kw = op.kernel
     sd, sh, sw = op.stride
@@ -277,23 +284,22 @@ def _numba_walk(op: _PatchOp, numba_njit: Any) -> Any:
     def walk(x, cols, gather):
         batch, channels = x.shape[0], x.shape[1]
         od, oh, ow = lengths(x.shape)
-        positions = od * oh * ow
-        for b in range(batch):
-            for c in range(channels):
-                for a in range(kd):
-                    for e in range(kh):
-                        for f in range(kw):
-                            row = c * taps + (a * kh + e) * kw + f
-                            p = b * positions
+        for c in range(channels):
+            for a in range(kd):
+                for e in range(kh):
+                    for f in range(kw):
+                        patch_row = cols[c * taps + (a * kh + e) * kw + f]
+                        p = 0
+                        for b in range(batch):
                             for i in range(od):
                                 z = a * dd + i * sd
                                 for j in range(oh):
-                                    yy = e * dh + j * sh
+                                    line = x[b, c, z, e * dh + j * sh]
                                     for k in range(ow):
                                         if gather:
-                                            cols[row, p] = x[b, c, z, yy, f * dw + k * sw]
+                                            patch_row[p] = line[f * dw + k * sw]
                                         else:
-                                            x[b, c, z, yy, f * dw + k * sw] += cols[row, p]
+                                            line[f * dw + k * sw] += patch_row[p]
                                         p += 1
 
     @numba_njit
@@ -324,7 +330,7 @@ def _register_numba() -> None:
             walk(x, cols, True)
             return cols
 
-        return im2col_kernel
+        return im2col_kernel, _WALK_VERSION
 
     @register_funcify_default_op_cache_key(Col2Im)
     def numba_col2im(op, node=None, **kwargs):
@@ -339,7 +345,7 @@ def _register_numba() -> None:
             walk(x, cols, False)
             return x
 
-        return col2im_kernel
+        return col2im_kernel, _WALK_VERSION
 
 
 def _register_jax() -> None:
