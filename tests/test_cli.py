@@ -3,6 +3,7 @@
 import gzip
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,6 +107,24 @@ def test_evaluate_recomputes_the_same_predictions(trained, data):
     after = json.loads((out / "metrics.json").read_text())
     for key in ["accuracy", "accuracy_mode", "nll", "ece"]:
         assert np.isclose(before[key], after[key]), key
+
+
+def test_evaluate_with_local_prediction_records_it(trained, data, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(trained[0], out)
+    with np.load(out / "predictions.npz") as pred:
+        before = pred["per_draw_probs"]
+    res = plasagne(
+        "evaluate", out, "--data", data, "--predict-reparameterization", "local", "--no-progress"
+    )
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["predict_reparameterization"] == "local"
+    with np.load(out / "predictions.npz") as pred:
+        probs, y = pred["per_draw_probs"], pred["y_test"]
+    assert probs.shape == before.shape and not np.allclose(probs, before)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+    assert np.isclose(metrics["accuracy"], np.mean(probs.mean(0).argmax(1) == y))
 
 
 def test_resume_continues_exactly(data, tmp_path):
@@ -212,6 +231,8 @@ def test_bad_data_gives_one_line_errors(tmp_path, case):
         (["--method", "map", "--reparameterization", "local"], "needs method='advi'"),
         (["--kl-weight", "-1"], "kl_weight must be positive"),
         (["--method", "map", "--kl-weight", "0.5"], "method 'map' has none"),
+        (["--predict-reparameterization", "flipout"], "unknown predict reparameterization"),
+        (["--method", "map", "--predict-reparameterization", "local"], "needs --method advi"),
     ],
 )
 def test_bad_choices(data, tmp_path, args, message):

@@ -7,10 +7,20 @@ used for every input chunk, so one draw is one network applied to all inputs (as
 posterior draw should be), and sampling costs one weight set per draw however many
 inputs there are. Peak memory depends on ``chunk_size`` and ``draws_per_call``, never on
 the total number of draws (:meth:`PosteriorPredictive.mean` keeps a running sum).
+
+With ``reparameterization="local"`` the products of the inputs with mean-field Gaussian
+weights (a dense first layer) are not computed from weight draws at all: their exact
+per-example Gaussian moments are computed once per input chunk and every draw samples
+from them (:func:`plasagne.pymc_bridge.reparam.marginal_products`). Each example's
+predictive distribution is unchanged; the draws of different examples become
+independent through those layers.
 """
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -19,12 +29,49 @@ from pytensor.graph.replace import clone_replace, graph_replace, vectorize_graph
 
 from ..memory import reuse_freed_memory
 from .fit import resolve_mode
+from .reparam import WeightMoments, _standard_normal, marginal_products
 
 __all__ = ["PosteriorPredictive", "predict_proba", "predict", "sample_labels"]
+
+PREDICTION_ESTIMATORS = ("weights", "local")
 
 
 def _approximation(fitted: Any) -> Any:
     return getattr(fitted, "approximation", fitted)
+
+
+@contextlib.contextmanager
+def _jax_keeps_its_own_generators() -> Iterator[None]:
+    """Silence JAX's notice that a compiled function draws from its own copy of a random
+    generator: that is what a sampler compiled once and called many times should do."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The RandomType SharedVariables", UserWarning)
+        yield
+
+
+def _mean_field_moments(model: Any, approximation: Any, rvs: list, slots: list) -> dict:
+    """Per slot of an untransformed free variable, its mean and std under a mean-field
+    ADVI approximation; a clear error for any other approximation."""
+    from pymc.distributions.dist_math import rho2sigma
+
+    groups = getattr(approximation, "groups", [])
+    if len(groups) != 1 or "rho" not in groups[0].params_dict:
+        raise ValueError(
+            "PosteriorPredictive: reparameterization='local' needs a mean-field ADVI fit "
+            f"(method='advi'), found {type(approximation).__name__}"
+        )
+    group = groups[0]
+    mean = group.params_dict["mu"]
+    std = rho2sigma(group.params_dict["rho"])
+    moments = {}
+    for rv, slot in zip(rvs, slots):
+        if model.rvs_to_transforms.get(rv) is not None:
+            continue
+        _, slc, shape, _ = group.ordering[model.rvs_to_values[rv].name]
+        moments[slot] = WeightMoments(
+            mean[slc].reshape(shape).astype(slot.dtype), std[slc].reshape(shape).astype(slot.dtype)
+        )
+    return moments
 
 
 class PosteriorPredictive:
@@ -47,6 +94,17 @@ class PosteriorPredictive:
     reuse_memory : bool
         Call :func:`plasagne.memory.reuse_freed_memory` (as :func:`fit` does), so the
         per-chunk buffers are reused instead of page-faulted in afresh.
+    reparameterization : {"weights", "local"}
+        ``"weights"`` (default): every draw is one set of weights applied to all inputs,
+        so the draws are exact jointly over the inputs. ``"local"`` (mean-field ADVI
+        fits only): products of the inputs with Gaussian weights, such as a dense first
+        layer, are sampled per example from their exact moments, computed once per chunk
+        of inputs (``2 * units * 4`` bytes per input row kept while predicting) instead of
+        a matrix product per draw. Each example's predictive distribution, and so every
+        per-example summary (mean probabilities, the mode rule, uncertainty statistics),
+        is the same; statistics across inputs of one draw (such as one draw's accuracy)
+        are not, as examples no longer share those weights. Which weights were treated so
+        is in :attr:`reparameterized`.
 
     Examples
     --------
@@ -60,6 +118,9 @@ class PosteriorPredictive:
     >>> pp = PosteriorPredictive(bnet, result, draws_per_call=5, random_seed=2)
     >>> pp.draws(X[:3], draws=10).shape
     (10, 3, 2)
+    >>> local = PosteriorPredictive(bnet, result, reparameterization="local", random_seed=2)
+    >>> local.reparameterized
+    {'DenseLayer.W': 'local', 'DenseLayer.b': 'weights'}
     """
 
     def __init__(
@@ -70,9 +131,15 @@ class PosteriorPredictive:
         mode: Any = None,
         random_seed: int | None = None,
         reuse_memory: bool = True,
+        reparameterization: str = "weights",
     ) -> None:
         import pymc as pm
 
+        if reparameterization not in PREDICTION_ESTIMATORS:
+            raise ValueError(
+                f"PosteriorPredictive: reparameterization must be one of "
+                f"{PREDICTION_ESTIMATORS}, found {reparameterization!r}"
+            )
         if int(draws_per_call) < 1:
             raise ValueError(
                 f"PosteriorPredictive: draws_per_call must be >= 1, found {draws_per_call}"
@@ -91,24 +158,71 @@ class PosteriorPredictive:
         model = bnet.model
         rvs = list(model.free_RVs)
         batched = self.draws_per_call > 1
+        slots = [rv.type() for rv in rvs]
+        out = clone_replace(bnet.output, {data: self.input, **dict(zip(rvs, slots))})
+        marginal: list = []
+        if reparameterization == "local":
+            moments = _mean_field_moments(model, self.approximation, rvs, slots)
+            marginal = marginal_products(out, moments, self.input)
+        # each marginal product becomes a placeholder for its per-example sample ...
+        samples = {p.output: p.output.type() for p in marginal}
+        out = graph_replace(out, samples, strict=False)
+        # ... and what is left of its weights in the graph are uses of their shapes
+        done = {p.variable for p in marginal}
+        out = graph_replace(out, {s: moments[s].mean for s in done}, strict=False)
+        local = {rv for rv, s in zip(rvs, slots) if s in done}
+        self.reparameterized = {rv.name: "local" if rv in local else "weights" for rv in rvs}
+        kept = [(rv, s) for rv, s in zip(rvs, slots) if rv not in local]
+        rvs, slots = [rv for rv, _ in kept], [s for _, s in kept]
+        self._sample = self._compile_sampler(rvs, batched, mode, random_seed)
+        # per chunk, the moments of the marginal products: computed once, used by every draw
+        self._prepare = None
+        moment_slots: list = []
+        replacements: dict = {}
+        draw_shape = (self.draws_per_call,) if batched else ()
+        for p in marginal:
+            mean_slot, std_slot = p.mean.type(), p.std.type()
+            moment_slots += [mean_slot, std_slot]
+            noise = _standard_normal((*draw_shape, *mean_slot.shape), mean_slot.dtype)
+            replacements[samples[p.output]] = mean_slot + std_slot * noise
+        if marginal:
+            moments_out = [t for p in marginal for t in (p.mean, p.std)]
+            self._prepare = pm.pytensorf.compile([self.input], moments_out, mode=mode)
+        if batched:
+            batch_slots = [pt.tensor(dtype=s.dtype, shape=(None, *s.type.shape)) for s in slots]
+            out = vectorize_graph(out, {**replacements, **dict(zip(slots, batch_slots))})
+            slots = batch_slots
+        else:
+            out = pt.shape_padleft(graph_replace(out, replacements, strict=False))
+        with _jax_keeps_its_own_generators():
+            self._network = pm.pytensorf.compile(
+                [self.input, *moment_slots, *slots],
+                out,
+                mode=mode,
+                random_seed=random_seed,
+                on_unused_input="ignore",
+            )
+
+    def _compile_sampler(self, rvs: list, batched: bool, mode: Any, random_seed: Any) -> Any:
+        """A function returning one call's weight draws (point values for a MAP fit)."""
+        import pymc as pm
+
+        if not rvs:
+            return lambda: []
         if self.stochastic:
             size = self.draws_per_call if batched else None
             weights = self.approximation.sample_node(rvs, size=size)
         else:  # a point estimate (MAP): its values are the one "draw"
-            weights = model.replace_rvs_by_values(rvs)
+            weights = self.bnet.model.replace_rvs_by_values(rvs)
             weights = graph_replace(weights, self.approximation.replacements(), strict=False)
-        self._sample = pm.pytensorf.compile([], weights, mode=mode, random_seed=random_seed)
-        slots = [rv.type() for rv in rvs]
-        out = clone_replace(bnet.output, {data: self.input, **dict(zip(rvs, slots))})
-        if batched:
-            batch_slots = [pt.tensor(dtype=s.dtype, shape=(None, *s.type.shape)) for s in slots]
-            out = vectorize_graph(out, dict(zip(slots, batch_slots)))
-            slots = batch_slots
-        else:
-            out = pt.shape_padleft(out)
-        self._network = pm.pytensorf.compile(
-            [self.input, *slots], out, mode=mode, random_seed=random_seed
-        )
+        with _jax_keeps_its_own_generators():
+            return pm.pytensorf.compile([], weights, mode=mode, random_seed=random_seed)
+
+    def _prepared(self, chunks: list) -> list:
+        """Per chunk, the inputs of the compiled network besides the weights."""
+        if self._prepare is None:
+            return [[chunk] for _, chunk in chunks]
+        return [[chunk, *self._prepare(chunk)] for _, chunk in chunks]
 
     def _weight_draws(self, draws: int):
         """Yield ``(weights, take)``: one call's weight sets and how many of them to use."""
@@ -146,11 +260,12 @@ class PosteriorPredictive:
         """
         X = self._check(X)
         chunks = self._chunks(X, chunk_size)
+        prepared = self._prepared(chunks)
         out = None
         done = 0
         for weights, take in self._weight_draws(draws):
-            for start, chunk in chunks:
-                block = self._network(chunk, *weights)[:take]
+            for (start, chunk), given in zip(chunks, prepared):
+                block = self._network(*given, *weights)[:take]
                 if out is None:
                     total = draws if self.stochastic else 1
                     out = np.empty((total, len(X)) + block.shape[2:], dtype=block.dtype)
@@ -162,11 +277,12 @@ class PosteriorPredictive:
         """Mean output over draws, shape ``(n, ...)``; memory does not grow with ``draws``."""
         X = self._check(X)
         chunks = self._chunks(X, chunk_size)
+        prepared = self._prepared(chunks)
         total = None
         count = 0
         for weights, take in self._weight_draws(draws):
-            for start, chunk in chunks:
-                part = self._network(chunk, *weights)[:take].sum(axis=0, dtype=np.float64)
+            for (start, chunk), given in zip(chunks, prepared):
+                part = self._network(*given, *weights)[:take].sum(axis=0, dtype=np.float64)
                 if total is None:
                     total = np.zeros((len(X),) + part.shape[1:], dtype=np.float64)
                 total[start : start + len(chunk)] += part
@@ -185,8 +301,12 @@ def predict_proba(
     draws_per_call: int = 1,
     mode: Any = None,
     random_seed: int | None = None,
+    reparameterization: str = "weights",
 ) -> np.ndarray:
     """Posterior-predictive class probabilities (mean over draws, or per draw).
+
+    The keyword arguments are those of :class:`PosteriorPredictive` and of its
+    :meth:`~PosteriorPredictive.draws` / :meth:`~PosteriorPredictive.mean`.
 
     Examples
     --------
@@ -201,7 +321,9 @@ def predict_proba(
     >>> bool(np.allclose(p.sum(axis=1), 1.0))
     True
     """
-    pp = PosteriorPredictive(bnet, fitted, draws_per_call, mode, random_seed)
+    pp = PosteriorPredictive(
+        bnet, fitted, draws_per_call, mode, random_seed, reparameterization=reparameterization
+    )
     if per_draw:
         return pp.draws(X, draws, chunk_size)
     return pp.mean(X, draws, chunk_size)
@@ -237,6 +359,7 @@ def predict(
     draws_per_call: int = 1,
     mode: Any = None,
     random_seed: int | None = None,
+    reparameterization: str = "weights",
 ) -> np.ndarray:
     """Predicted classes: argmax of the mean probabilities (``kind="mean"``) or the mode of
     labels sampled from every draw (``kind="mode"``, the 2016 post's rule).
@@ -263,6 +386,7 @@ def predict(
             draws_per_call=draws_per_call,
             mode=mode,
             random_seed=random_seed,
+            reparameterization=reparameterization,
         )
         return probs.argmax(axis=-1)
     if kind == "mode":
@@ -276,6 +400,7 @@ def predict(
             draws_per_call=draws_per_call,
             mode=mode,
             random_seed=random_seed,
+            reparameterization=reparameterization,
         )
         labels = sample_labels(per_draw, random_seed)
         n_classes = per_draw.shape[-1]

@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 import pytensor.scalar as ps
 import pytensor.tensor as pt
-from pytensor.graph.basic import Variable
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.graph.basic import Constant, Variable
 from pytensor.graph.replace import graph_replace
 from pytensor.graph.rewriting.utils import rewrite_graph
 from pytensor.graph.traversal import io_toposort, walk
@@ -52,6 +53,8 @@ __all__ = [
     "check_estimator",
     "WeightMoments",
     "reparameterize_likelihood",
+    "MarginalProduct",
+    "marginal_products",
     "reparameterized_advi_loss",
     "seed_random_generators",
 ]
@@ -216,7 +219,11 @@ def _rows_per_example(node: Any, weight_side: int, batch_size: int) -> int | Non
     return None
 
 
-def _find_products(loglik: Variable, candidates: list, batch_size: int) -> list[_Product]:
+def _find_products(
+    loglik: Variable, candidates: list, per_example: Callable[[Any, int], int | None]
+) -> list[_Product]:
+    """The eligible products of ``loglik``: ``per_example(node, weight_side)`` says how many
+    data rows (or columns) belong to each example, None when the product does not qualify."""
     found: dict[Variable, list] = {v: [] for v in candidates}
     order = io_toposort(list(candidates), [loglik])
     for node in order:
@@ -228,9 +235,9 @@ def _find_products(loglik: Variable, candidates: list, batch_size: int) -> list[
                     continue
                 if _linear_image(node.inputs[side], var, var, False) is None:
                     continue
-                per_example = _rows_per_example(node, side, batch_size)
-                if per_example is not None:
-                    found[var].append(_Product(node, side, var, per_example))
+                rows = per_example(node, side)
+                if rows is not None:
+                    found[var].append(_Product(node, side, var, rows))
     position = {node: i for i, node in enumerate(order)}
     products = sorted(
         (uses[0] for uses in found.values() if len(uses) == 1), key=lambda p: position[p.node]
@@ -334,7 +341,9 @@ def reparameterize_likelihood(
             f"found {estimator!r}"
         )
     report = {v.name: "weights" for v in moments}
-    products = _find_products(loglik, list(moments), batch_size)
+    products = _find_products(
+        loglik, list(moments), lambda node, side: _rows_per_example(node, side, batch_size)
+    )
     replacements: dict = {}
     for p in products:  # in graph order: a product's data uses the earlier rewrites
         if replacements:
@@ -354,6 +363,110 @@ def reparameterize_likelihood(
     # what is left of a rewritten variable are uses of its shape: take it from the mean
     shapes_only = {p.var: moments[p.var].mean for p in products}
     return graph_replace(rewritten, shapes_only, strict=False), report
+
+
+# two sizes no layer is likely to have: a product's rows follow the inputs' rows when its
+# row count is each of them with the inputs given that many rows
+_PROBE_ROWS = (7919, 7927)
+
+
+def _follows_rows(length: Variable, rows_of: Variable) -> bool:
+    """Whether the symbolic ``length`` equals the number of rows of ``rows_of``."""
+    for rows in _PROBE_ROWS:
+        probe = pt.tensor(dtype=rows_of.dtype, shape=(rows, *rows_of.type.shape[1:]))
+        if _static_length(graph_replace(length, {rows_of: probe}, strict=False)) != rows:
+            return False
+    return True
+
+
+class MarginalProduct:
+    """One product ``A @ f(W)`` of the inputs and mean-field Gaussian weights, with the
+    exact per-example moments of its result.
+
+    Attributes
+    ----------
+    output : tensor
+        The product in the network's graph.
+    mean, std : tensor
+        ``A @ f(mu)`` and ``sqrt(A**2 @ f(sigma)**2)``: functions of the inputs and of the
+        approximation's parameters only, so they can be computed once for many draws.
+    variable : Variable
+        The candidate weight variable it samples through.
+
+    Examples
+    --------
+    >>> X = pt.matrix("X"); W = pt.matrix("W")
+    >>> m = {W: WeightMoments(pt.ones((3, 2)), pt.ones((3, 2)))}
+    >>> [p.variable.name for p in marginal_products(pt.tanh(pt.dot(X, W)), m, X)]
+    ['W']
+    """
+
+    def __init__(self, output: Variable, mean: Variable, std: Variable, variable: Variable):
+        self.output = output
+        self.mean = mean
+        self.std = std
+        self.variable = variable
+
+
+def marginal_products(
+    output: Variable, moments: dict[Variable, WeightMoments], inputs: Variable
+) -> list[MarginalProduct]:
+    """The products of ``output``'s graph whose per-example distribution is known exactly.
+
+    A product qualifies when its data depends on ``inputs`` (and constants) only, each of
+    its rows (or columns) is one row of ``inputs``, and its weights are an injective linear
+    image (as in :func:`reparameterize_likelihood`) of a candidate variable used nowhere
+    else. For such ``A @ W`` with independent ``W[k, u] ~ N(mu, sigma**2)``, one example's
+    results are independent ``N(A @ mu, A**2 @ sigma**2)`` whatever the other weights of
+    the network: sampling them from these moments gives every example exactly the
+    predictive distribution that drawing ``W`` gives it. Different examples' samples are
+    independent, where a shared draw of ``W`` would correlate them.
+    Convolutions (:class:`~plasagne.ops.corr_op.CorrNd`, Im2Col patches) never qualify:
+    their positions share weights within one example.
+
+    Parameters
+    ----------
+    output : TensorVariable
+        The network's output in terms of ``inputs`` and the candidates.
+    moments : dict of variable to WeightMoments
+        The candidates (untransformed weight variables) and their approximation's moments.
+    inputs : TensorVariable
+        The batch of inputs; its first axis is the examples.
+
+    Returns
+    -------
+    list of MarginalProduct
+        In graph order.
+
+    Examples
+    --------
+    >>> X = pt.matrix("X"); W1 = pt.matrix("W1"); W2 = pt.matrix("W2")
+    >>> out = pt.dot(pt.tanh(pt.dot(X, W1)), W2)
+    >>> m = {w: WeightMoments(pt.ones((2, 2)), pt.ones((2, 2))) for w in (W1, W2)}
+    >>> [p.variable.name for p in marginal_products(out, m, X)]  # W2: after a random layer
+    ['W1']
+    """
+    candidates = list(moments)
+
+    def per_example(node: Any, side: int) -> int | None:
+        if isinstance(node.op, CorrNd):
+            return None
+        data = node.inputs[1 - side]
+        if data.owner is not None and isinstance(data.owner.op, Im2Col):
+            return None
+        roots = (v for v in _value_ancestors(data) if v.owner is None)
+        if any(v is not inputs and not isinstance(v, (Constant, SharedVariable)) for v in roots):
+            return None  # the data must be computable from the inputs alone
+        return 1 if _follows_rows(data.shape[0 if side == 1 else 1], inputs) else None
+
+    result = []
+    for p in _find_products(output, candidates, per_example):
+        mean_w = _linear_image(p.weights, p.var, moments[p.var].mean, square=False)
+        var_w = _linear_image(p.weights, p.var, moments[p.var].std ** 2, square=True)
+        mean = p.product(p.data, mean_w)
+        std = pt.sqrt(p.product(p.data**2, var_w) + _TINY_VARIANCE)
+        result.append(MarginalProduct(p.output, mean, std, p.var))
+    return result
 
 
 def flat_moments(
