@@ -37,6 +37,7 @@ def _bnet(X, y):
     return build_model(build, X, y, priors=GaussWeights(1.0), batch_size=16)
 
 
+@pytest.mark.filterwarnings("error::FutureWarning")  # float64 leaking into float32 graphs
 @pytest.mark.parametrize("reparameterization", ["weights", "local"])
 def test_cnn_fit_and_prediction_compile_with_jax(reparameterization):
     X, y = _data()

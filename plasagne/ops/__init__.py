@@ -5,3 +5,8 @@ Layers never build convolution or pooling arithmetic themselves: they call
 as plain PyTensor graphs (slices, one matrix product, reshapes), so they differentiate and
 compile on every backend (Numba, C, JAX). A faster kernel replaces one of them in one place.
 """
+
+from .jax_dtypes import keep_declared_dtypes
+
+# JAX-compiled float32 graphs stay float32 (see jax_dtypes); without JAX this does nothing
+keep_declared_dtypes()

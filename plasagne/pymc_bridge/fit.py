@@ -9,9 +9,11 @@ changes plus the shuffling state, so a resumed run continues bit-identically.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +50,22 @@ __all__ = [
 ]
 
 METHODS = ("advi", "fullrank_advi", "svgd", "map")
+
+
+@contextlib.contextmanager
+def jax_keeps_its_own_generators() -> Iterator[None]:
+    """Compile inside this to silence JAX's notice that a compiled function draws from its
+    own copy of each random generator: that is what a step or sampler compiled once and
+    called many times should do (the copy advances from call to call).
+
+    Examples
+    --------
+    >>> with jax_keeps_its_own_generators():
+    ...     pass
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The RandomType SharedVariables", UserWarning)
+        yield
 
 
 def resolve_mode(mode: str | Mode | None) -> Mode:
@@ -450,7 +468,8 @@ def _compile_map(
     replacements = {**estimate.replacements(), **_static_batch(bnet, batch_size)}
     loss = -graph_replace(logp, replacements, strict=False)
     updates = optimizer(loss, estimate.params + point_estimate_params(bnet))
-    step = pm.pytensorf.compile([], loss, updates=updates, random_seed=seed, mode=mode)
+    with jax_keeps_its_own_generators():
+        step = pm.pytensorf.compile([], loss, updates=updates, random_seed=seed, mode=mode)
     return estimate, step
 
 
@@ -486,7 +505,8 @@ def _compile_reparameterized(
         grads = pm.updates.total_norm_constraint(grads, total_grad_norm_constraint)
     updates = optimizer(grads, params)
     seed_random_generators([loss], step_seed)
-    step = pm.pytensorf.compile([], loss, updates=updates, random_seed=False, mode=mode)
+    with jax_keeps_its_own_generators():
+        step = pm.pytensorf.compile([], loss, updates=updates, random_seed=False, mode=mode)
     return approx, step, report
 
 
@@ -711,7 +731,7 @@ def fit(
                 kwargs["test_optimizer"] = opt
             else:
                 kwargs["obj_n_mc"] = obj_n_mc
-            with bnet.model:
+            with bnet.model, jax_keeps_its_own_generators():
                 approx.rng = np.random.RandomState(step_seed % 2**32)
                 step = inference.objective.step_function(**kwargs)
     compile_seconds = time.perf_counter() - t0

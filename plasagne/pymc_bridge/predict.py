@@ -18,9 +18,6 @@ independent through those layers.
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -28,7 +25,7 @@ import pytensor.tensor as pt
 from pytensor.graph.replace import clone_replace, graph_replace, vectorize_graph
 
 from ..memory import reuse_freed_memory
-from .fit import resolve_mode
+from .fit import jax_keeps_its_own_generators, resolve_mode
 from .reparam import WeightMoments, _standard_normal, marginal_products
 
 __all__ = ["PosteriorPredictive", "predict_proba", "predict", "sample_labels"]
@@ -38,15 +35,6 @@ PREDICTION_ESTIMATORS = ("weights", "local")
 
 def _approximation(fitted: Any) -> Any:
     return getattr(fitted, "approximation", fitted)
-
-
-@contextlib.contextmanager
-def _jax_keeps_its_own_generators() -> Iterator[None]:
-    """Silence JAX's notice that a compiled function draws from its own copy of a random
-    generator: that is what a sampler compiled once and called many times should do."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "The RandomType SharedVariables", UserWarning)
-        yield
 
 
 def _mean_field_moments(model: Any, approximation: Any, rvs: list, slots: list) -> dict:
@@ -194,7 +182,7 @@ class PosteriorPredictive:
             slots = batch_slots
         else:
             out = pt.shape_padleft(graph_replace(out, replacements, strict=False))
-        with _jax_keeps_its_own_generators():
+        with jax_keeps_its_own_generators():
             self._network = pm.pytensorf.compile(
                 [self.input, *moment_slots, *slots],
                 out,
@@ -215,7 +203,7 @@ class PosteriorPredictive:
         else:  # a point estimate (MAP): its values are the one "draw"
             weights = self.bnet.model.replace_rvs_by_values(rvs)
             weights = graph_replace(weights, self.approximation.replacements(), strict=False)
-        with _jax_keeps_its_own_generators():
+        with jax_keeps_its_own_generators():
             return pm.pytensorf.compile([], weights, mode=mode, random_seed=random_seed)
 
     def _prepared(self, chunks: list) -> list:
