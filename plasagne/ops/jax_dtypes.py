@@ -21,13 +21,17 @@ _WRAPPED = False
 
 
 def _cast_outputs(kernel: Any, node: Any) -> Any:
+    from jax.dtypes import canonicalize_dtype
+
     declared = [getattr(out.type, "dtype", None) for out in node.outputs]
 
     def cast(value: Any, dtype: str | None) -> Any:
         have = getattr(value, "dtype", None)
-        if dtype is None or have is None or str(have) == dtype:
+        if dtype is None or have is None:
             return value
-        return value.astype(dtype)
+        # with 64-bit types off (as NumPyro sets them), JAX keeps 32 bits of a 64-bit dtype
+        target = canonicalize_dtype(dtype)
+        return value if have == target else value.astype(target)
 
     def kernel_in_declared_dtypes(*args: Any) -> Any:
         out = kernel(*args)
