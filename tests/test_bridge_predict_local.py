@@ -8,13 +8,15 @@ standard errors of the Monte Carlo estimates.
 """
 
 import numpy as np
+import pytensor.tensor as pt
 import pytest
 from backend_params import NUMBA_AND_JAX
 
 from plasagne.layers import Conv2DLayer, DenseLayer, InputLayer
 from plasagne.nonlinearities import identity, softmax, tanh
-from plasagne.pymc_bridge import GaussWeights, build_model, fit
+from plasagne.pymc_bridge import GaussWeights, HierarchicalGaussWeights, build_model, fit
 from plasagne.pymc_bridge.predict import PosteriorPredictive, predict, predict_proba
+from plasagne.pymc_bridge.reparam import WeightMoments, marginal_products, pull_out_column_scales
 
 S = 3000  # Monte Carlo draws
 
@@ -177,3 +179,55 @@ def test_backends_sample_the_same_local_predictive(regression, mode):
     var_ref = X[:6] ** 2 @ W.var(0) + b.var(0)
     assert np.all(np.abs(out.mean(0) - mean_ref) < 5 * np.sqrt(2 * var_ref / S))
     np.testing.assert_allclose(out.var(0), var_ref, rtol=5 * np.sqrt(2 * 2 / S))
+
+
+@pytest.mark.parametrize("centered", [False, True])
+def test_hierarchical_weights_are_sampled_per_example(centered):
+    """Non-centred ``raw * scale`` with one scale per unit: ``(x @ raw) * scale``, so the
+    product of ``raw`` is sampled per example and ``scale`` keeps its draws."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, 3))
+    y = X @ np.array([[1.0, -0.5], [0.3, 2.0], [-1.0, 0.2]]) + 0.3 * rng.normal(size=(60, 2))
+    prior = HierarchicalGaussWeights(per_unit=True, centered=centered)
+
+    def net():
+        layer = InputLayer((None, 3))
+        return DenseLayer(layer, 2, W=prior, b=GaussWeights(1.0), nonlinearity=identity, name="h")
+
+    bnet = build_model(net, X, y, "normal", batch_size=20)
+    result = fit(bnet, X, y, n=100, learning_rate=0.05, progressbar=False, random_seed=1)
+    pp = PosteriorPredictive(
+        bnet, result, reparameterization="local", draws_per_call=50, random_seed=2
+    )
+    local = {k for k, v in pp.reparameterized.items() if v == "local"}
+    assert local == ({"h.W"} if centered else {"h.W.raw"})
+    out = pp.draws(X[:8], draws=S)
+    # reference: the network on weights PyMC samples from the approximation
+    posterior = result.approximation.sample(S, random_seed=5).posterior
+    b = posterior["h.b"].values.reshape(-1, 2)
+    if centered:
+        W = posterior["h.W"].values.reshape(-1, 3, 2)
+    else:
+        raw = posterior["h.W.raw"].values.reshape(-1, 3, 2)
+        W = raw * posterior["h.W.scale"].values.reshape(-1, 1, 2)
+    ref = np.einsum("nf,sfk->snk", X[:8], W) + b[:, None, :]
+    se = np.sqrt(out.var(0) / S + ref.var(0) / S)
+    assert np.all(np.abs(out.mean(0) - ref.mean(0)) < 5 * se)
+    np.testing.assert_allclose(out.var(0), ref.var(0), rtol=5 * np.sqrt(4 / S))
+
+
+def test_only_scales_constant_down_the_rows_are_pulled_out():
+    X = pt.matrix("X")
+    W = pt.matrix("W")
+    per_column, per_row = pt.matrix("s", shape=(1, 2)), pt.matrix("r", shape=(3, 1))
+    moments = {W: WeightMoments(pt.ones((3, 2)), pt.ones((3, 2)))}
+    for factor, expected in ((per_column, [W]), (per_row, [])):
+        out = pull_out_column_scales(pt.tanh(pt.dot(X, W * factor)), [W])
+        assert [p.variable for p in marginal_products(out, moments, X)] == expected
+        values = {
+            X: np.ones((4, 3)),
+            W: np.arange(6.0).reshape(3, 2),
+            factor: np.full(factor.type.shape, 0.1),
+        }
+        want = np.tanh(values[X] @ (values[W] * values[factor]))
+        np.testing.assert_allclose(out.eval(values), want)

@@ -26,7 +26,12 @@ from pytensor.graph.replace import clone_replace, graph_replace, vectorize_graph
 
 from ..memory import reuse_freed_memory
 from .fit import jax_keeps_its_own_generators, resolve_mode
-from .reparam import WeightMoments, _standard_normal, marginal_products
+from .reparam import (
+    WeightMoments,
+    _standard_normal,
+    marginal_products,
+    pull_out_column_scales,
+)
 
 __all__ = ["PosteriorPredictive", "predict_proba", "predict", "sample_labels"]
 
@@ -151,6 +156,7 @@ class PosteriorPredictive:
         marginal: list = []
         if reparameterization == "local":
             moments = _mean_field_moments(model, self.approximation, rvs, slots)
+            out = pull_out_column_scales(out, list(moments))
             marginal = marginal_products(out, moments, self.input)
         # each marginal product becomes a placeholder for its per-example sample ...
         samples = {p.output: p.output.type() for p in marginal}

@@ -55,6 +55,7 @@ __all__ = [
     "reparameterize_likelihood",
     "MarginalProduct",
     "marginal_products",
+    "pull_out_column_scales",
     "reparameterized_advi_loss",
     "seed_random_generators",
 ]
@@ -408,6 +409,47 @@ class MarginalProduct:
         self.variable = variable
 
 
+def pull_out_column_scales(output: Variable, candidates: list) -> Variable:
+    """``output`` with every product ``A @ (W * s)`` of a candidate ``W`` and a factor
+    ``s`` that is constant down the rows (a scalar or one value per column, such as the
+    scale of non-centred weights ``raw * scale``) written as ``(A @ W) * s``.
+
+    The two are equal; in the second form ``A @ W`` is a product of ``W`` alone, which
+    :func:`marginal_products` can sample per example while ``s`` keeps its draws.
+
+    Examples
+    --------
+    >>> X = pt.matrix("X"); W = pt.matrix("W"); s = pt.vector("s")
+    >>> out = pull_out_column_scales(pt.dot(X, W * s), [W])
+    >>> out.owner.inputs[0].owner.inputs[1] is W  # the product is of W alone
+    True
+    >>> bool(np.allclose(out.eval({X: np.ones((2, 3)), W: np.ones((3, 2)), s: [2.0, 3.0]}),
+    ...                  [[6.0, 9.0], [6.0, 9.0]]))
+    True
+    """
+    replacements = {}
+    for node in io_toposort(list(candidates), [output]):
+        if not (isinstance(node.op, Dot) and all(i.ndim == 2 for i in node.inputs)):
+            continue
+        data, weights = node.inputs
+        scaled = weights.owner
+        if scaled is None or not (
+            isinstance(scaled.op, Elemwise) and isinstance(scaled.op.scalar_op, ps.Mul)
+        ):
+            continue
+        if len(scaled.inputs) != 2:
+            continue
+        for var, factor in (scaled.inputs, scaled.inputs[::-1]):
+            if (
+                var in candidates
+                and factor.type.broadcastable[0]
+                and var not in _value_ancestors(factor)
+            ):
+                replacements[node.outputs[0]] = pt.dot(data, var) * factor
+                break
+    return graph_replace(output, replacements, strict=False) if replacements else output
+
+
 def marginal_products(
     output: Variable, moments: dict[Variable, WeightMoments], inputs: Variable
 ) -> list[MarginalProduct]:
@@ -415,12 +457,15 @@ def marginal_products(
 
     A product qualifies when its data depends on ``inputs`` (and constants) only, each of
     its rows (or columns) is one row of ``inputs``, and its weights are an injective linear
-    image (as in :func:`reparameterize_likelihood`) of a candidate variable used nowhere
-    else. For such ``A @ W`` with independent ``W[k, u] ~ N(mu, sigma**2)``, one example's
-    results are independent ``N(A @ mu, A**2 @ sigma**2)`` whatever the other weights of
-    the network: sampling them from these moments gives every example exactly the
-    predictive distribution that drawing ``W`` gives it. Different examples' samples are
-    independent, where a shared draw of ``W`` would correlate them.
+    image (as in :func:`reparameterize_likelihood`), with constant factors, of a candidate
+    variable used nowhere else. A random factor (the scale of non-centred weights
+    ``raw * scale``) disqualifies the product; apply :func:`pull_out_column_scales` first
+    to move a per-column one out of it. For such ``A @ W`` with independent
+    ``W[k, u] ~ N(mu, sigma**2)``, one example's results are independent
+    ``N(A @ mu, A**2 @ sigma**2)`` whatever the other weights of the network: sampling them
+    from these moments gives every example exactly the predictive distribution that drawing
+    ``W`` gives it. Different examples' samples are independent, where a shared draw of
+    ``W`` would correlate them.
     Convolutions (:class:`~plasagne.ops.corr_op.CorrNd`, Im2Col patches) never qualify:
     their positions share weights within one example.
 
@@ -448,15 +493,22 @@ def marginal_products(
     """
     candidates = list(moments)
 
+    def fixed_but(expr: Variable, allowed: Variable) -> bool:
+        """Whether ``expr``'s values depend on ``allowed``, constants and shared values only."""
+        roots = (v for v in _value_ancestors(expr) if v.owner is None)
+        return all(v is allowed or isinstance(v, (Constant, SharedVariable)) for v in roots)
+
     def per_example(node: Any, side: int) -> int | None:
         if isinstance(node.op, CorrNd):
             return None
         data = node.inputs[1 - side]
         if data.owner is not None and isinstance(data.owner.op, Im2Col):
             return None
-        roots = (v for v in _value_ancestors(data) if v.owner is None)
-        if any(v is not inputs and not isinstance(v, (Constant, SharedVariable)) for v in roots):
+        if not fixed_but(data, inputs):
             return None  # the data must be computable from the inputs alone
+        weights = node.inputs[side]
+        if not any(fixed_but(weights, var) for var in candidates):
+            return None  # e.g. raw * scale with a random scale: moments vary by draw
         return 1 if _follows_rows(data.shape[0 if side == 1 else 1], inputs) else None
 
     result = []
