@@ -11,8 +11,10 @@ import numpy as np
 import pytensor.tensor as pt
 import pytest
 from backend_params import NUMBA_AND_JAX
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from plasagne.layers import Conv2DLayer, DenseLayer, InputLayer
+from plasagne.layers import Conv2DLayer, DenseLayer, InputLayer, get_output
 from plasagne.nonlinearities import identity, softmax, tanh
 from plasagne.pymc_bridge import GaussWeights, HierarchicalGaussWeights, build_model, fit
 from plasagne.pymc_bridge.predict import PosteriorPredictive, predict, predict_proba
@@ -231,3 +233,41 @@ def test_only_scales_constant_down_the_rows_are_pulled_out():
         }
         want = np.tanh(values[X] @ (values[W] * values[factor]))
         np.testing.assert_allclose(out.eval(values), want)
+
+
+@settings(max_examples=15)
+@given(
+    depth=st.integers(1, 3),
+    image_input=st.booleans(),
+    units=st.integers(1, 5),
+    bias=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_marginal_moments_of_random_dense_stacks(depth, image_input, units, bias, seed):
+    """Whatever the stack, only the first layer's product is marginal, and its moments
+    are ``flat(x) @ mu`` and ``sqrt(flat(x)**2 @ sigma**2)``."""
+    rng = np.random.default_rng(seed)
+    shape = (None, 2, 2, 2) if image_input else (None, 3)
+    features = int(np.prod(shape[1:]))
+    layer = InputLayer(shape)
+    weights, moments, values = [], {}, {}
+    fan_in = features
+    for i in range(depth):
+        W = pt.matrix(f"W{i}")
+        mu, sigma = rng.normal(size=(fan_in, units)), rng.uniform(0.1, 1.0, (fan_in, units))
+        moments[W] = WeightMoments(pt.constant(mu), pt.constant(sigma))
+        values[W] = (mu, sigma)
+        b = pt.constant(rng.normal(size=units)) if bias else None
+        layer = DenseLayer(layer, units, W=W, b=b, nonlinearity=tanh)
+        weights.append(W)
+        fan_in = units
+    X = pt.tensor("X", shape=(None, *shape[1:]))
+    out = get_output(layer, X)
+    found = marginal_products(out, moments, X)
+    assert [p.variable for p in found] == weights[:1]
+    x = rng.normal(size=(4, *shape[1:]))
+    flat = x.reshape(4, -1)
+    mu, sigma = values[weights[0]]
+    np.testing.assert_allclose(found[0].mean.eval({X: x}), flat @ mu, rtol=1e-10)
+    want_std = np.sqrt(flat**2 @ sigma**2)
+    np.testing.assert_allclose(found[0].std.eval({X: x}), want_std, rtol=1e-6)
