@@ -41,10 +41,16 @@ def regression():
     return bnet, result, X, W, b
 
 
-def test_local_draws_have_each_examples_exact_moments(regression):
+@pytest.mark.parametrize("max_moment_bytes", [2**28, 1])  # one group; one per chunk
+def test_local_draws_have_each_examples_exact_moments(regression, max_moment_bytes):
     bnet, result, X, W, b = regression
     pp = PosteriorPredictive(
-        bnet, result, reparameterization="local", draws_per_call=50, random_seed=2
+        bnet,
+        result,
+        reparameterization="local",
+        draws_per_call=50,
+        random_seed=2,
+        max_moment_bytes=max_moment_bytes,
     )
     assert pp.reparameterized == {"lin.W": "local", "lin.b": "weights", "noise.sigma": "weights"}
     out = pp.draws(X[:12], draws=S, chunk_size=5)
@@ -159,6 +165,24 @@ def test_convolutions_keep_weight_draws_and_flattened_images_do_not():
         pp = PosteriorPredictive(bnet, result, reparameterization="local", random_seed=2)
         assert {k for k, v in pp.reparameterized.items() if v == "local"} == expected
         assert pp.draws(X[:3], draws=4).shape == (4, 3, 2)
+
+
+def test_moments_in_memory_are_bounded(classifier):
+    """Chunks are prepared group by group: with room for one chunk's moments, each
+    group is one chunk, drawn from before the chunk after the next is prepared (at most
+    the budget plus one chunk's moments at once)."""
+    bnet, result, X, _ = classifier
+    pp = PosteriorPredictive(bnet, result, reparameterization="local", max_moment_bytes=1)
+    calls = []
+    prepare = pp._prepare
+    pp._prepare = lambda chunk: calls.append(len(chunk)) or prepare(chunk)
+    network = pp._network
+    pp._network = lambda *args: calls.append("draw") or network(*args)
+    out = pp.mean(X[:25], draws=2, chunk_size=10)
+    assert calls == [10, 10, "draw", "draw", 5, "draw", "draw", "draw", "draw"]
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="max_moment_bytes must be >= 1"):
+        PosteriorPredictive(bnet, result, reparameterization="local", max_moment_bytes=0)
 
 
 def test_local_needs_a_mean_field_fit_and_a_known_name(classifier):

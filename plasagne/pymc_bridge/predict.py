@@ -13,7 +13,8 @@ weights (a dense first layer) are not computed from weight draws at all: their e
 per-example Gaussian moments are computed once per input chunk and every draw samples
 from them (:func:`plasagne.pymc_bridge.reparam.marginal_products`). Each example's
 predictive distribution is unchanged; the draws of different examples become
-independent through those layers.
+independent through those layers. The moments kept at once are bounded by
+``max_moment_bytes``.
 """
 
 from __future__ import annotations
@@ -92,12 +93,18 @@ class PosteriorPredictive:
         so the draws are exact jointly over the inputs. ``"local"`` (mean-field ADVI
         fits only): products of the inputs with Gaussian weights, such as a dense first
         layer, are sampled per example from their exact moments, computed once per chunk
-        of inputs (``2 * units * 4`` bytes per input row kept while predicting) instead of
-        a matrix product per draw. Each example's predictive distribution, and so every
+        of inputs (``2 * units`` numbers per input row, see ``max_moment_bytes``) instead
+        of a matrix product per draw. Each example's predictive distribution, and so every
         per-example summary (mean probabilities, the mode rule, uncertainty statistics),
         is the same; statistics across inputs of one draw (such as one draw's accuracy)
         are not, as examples no longer share those weights. Which weights were treated so
         is in :attr:`reparameterized`.
+    max_moment_bytes : int
+        With ``"local"``: the memory for per-input moments kept for all draws (256 MiB by
+        default, 40,000 rows of the post's MLP in float32); at most one more chunk's are
+        held while the next group is formed. Larger inputs are predicted in groups of
+        chunks that fit, each group with its own weight draws (each example's predictive
+        distribution is the same either way).
 
     Examples
     --------
@@ -125,6 +132,7 @@ class PosteriorPredictive:
         random_seed: int | None = None,
         reuse_memory: bool = True,
         reparameterization: str = "weights",
+        max_moment_bytes: int = 2**28,
     ) -> None:
         import pymc as pm
 
@@ -133,6 +141,11 @@ class PosteriorPredictive:
                 f"PosteriorPredictive: reparameterization must be one of "
                 f"{PREDICTION_ESTIMATORS}, found {reparameterization!r}"
             )
+        if int(max_moment_bytes) < 1:
+            raise ValueError(
+                f"PosteriorPredictive: max_moment_bytes must be >= 1, found {max_moment_bytes}"
+            )
+        self.max_moment_bytes = int(max_moment_bytes)
         if int(draws_per_call) < 1:
             raise ValueError(
                 f"PosteriorPredictive: draws_per_call must be >= 1, found {draws_per_call}"
@@ -212,11 +225,24 @@ class PosteriorPredictive:
         with jax_keeps_its_own_generators():
             return pm.pytensorf.compile([], weights, mode=mode, random_seed=random_seed)
 
-    def _prepared(self, chunks: list) -> list:
-        """Per chunk, the inputs of the compiled network besides the weights."""
+    def _groups(self, chunks: list):
+        """Yield lists of ``(start, rows, network inputs)``: with local moments, as many
+        chunks as fit in ``max_moment_bytes``, their moments computed once for all draws;
+        otherwise all chunks in one group."""
         if self._prepare is None:
-            return [[chunk] for _, chunk in chunks]
-        return [[chunk, *self._prepare(chunk)] for _, chunk in chunks]
+            yield [(start, chunk, [chunk]) for start, chunk in chunks]
+            return
+        group: list = []
+        used = 0
+        for start, chunk in chunks:
+            given = [chunk, *self._prepare(chunk)]
+            size = sum(a.nbytes for a in given[1:])
+            if group and used + size > self.max_moment_bytes:
+                yield group
+                group, used = [], 0
+            group.append((start, chunk, given))
+            used += size
+        yield group
 
     def _weight_draws(self, draws: int):
         """Yield ``(weights, take)``: one call's weight sets and how many of them to use."""
@@ -253,35 +279,34 @@ class PosteriorPredictive:
         A point estimate returns one draw whatever ``draws`` says.
         """
         X = self._check(X)
-        chunks = self._chunks(X, chunk_size)
-        prepared = self._prepared(chunks)
         out = None
-        done = 0
-        for weights, take in self._weight_draws(draws):
-            for (start, chunk), given in zip(chunks, prepared):
-                block = self._network(*given, *weights)[:take]
-                if out is None:
-                    total = draws if self.stochastic else 1
-                    out = np.empty((total, len(X)) + block.shape[2:], dtype=block.dtype)
-                out[done : done + take, start : start + len(chunk)] = block
-            done += take
+        for group in self._groups(self._chunks(X, chunk_size)):
+            done = 0
+            for weights, take in self._weight_draws(draws):
+                for start, chunk, given in group:
+                    block = self._network(*given, *weights)[:take]
+                    if out is None:
+                        total = draws if self.stochastic else 1
+                        out = np.empty((total, len(X)) + block.shape[2:], dtype=block.dtype)
+                    out[done : done + take, start : start + len(chunk)] = block
+                done += take
         return out
 
     def mean(self, X: np.ndarray, draws: int = 100, chunk_size: int = 1000) -> np.ndarray:
         """Mean output over draws, shape ``(n, ...)``; memory does not grow with ``draws``."""
         X = self._check(X)
-        chunks = self._chunks(X, chunk_size)
-        prepared = self._prepared(chunks)
         total = None
-        count = 0
-        for weights, take in self._weight_draws(draws):
-            for (start, chunk), given in zip(chunks, prepared):
-                part = self._network(*given, *weights)[:take].sum(axis=0, dtype=np.float64)
-                if total is None:
-                    total = np.zeros((len(X),) + part.shape[1:], dtype=np.float64)
-                total[start : start + len(chunk)] += part
-            count += take
-        return (total / count).astype(self._network.maker.fgraph.outputs[0].dtype)
+        for group in self._groups(self._chunks(X, chunk_size)):
+            count = 0
+            for weights, take in self._weight_draws(draws):
+                for start, chunk, given in group:
+                    block = self._network(*given, *weights)[:take]
+                    if total is None:
+                        dtype = block.dtype
+                        total = np.zeros((len(X),) + block.shape[2:], dtype=np.float64)
+                    total[start : start + len(chunk)] += block.sum(axis=0, dtype=np.float64)
+                count += take
+        return (total / count).astype(dtype)
 
 
 def predict_proba(
