@@ -50,6 +50,48 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+class RssRise:
+    """Peak rise of this process's resident memory while the block runs, in MiB.
+
+    A thread reads ``/proc/self/statm`` every ``interval`` seconds; unlike tracemalloc
+    this sees every allocator (numpy's, XLA's, BLAS's). ``rise_mib`` is the largest
+    resident size seen minus the size on entry (memory an allocator kept from earlier
+    calls is reused and does not count again).
+
+        with RssRise() as rss:
+            work()
+        print(rss.rise_mib)
+    """
+
+    def __init__(self, interval: float = 0.002) -> None:
+        self.interval = interval
+        self.rise_mib = 0.0
+
+    @staticmethod
+    def _resident_mib() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._peak = max(self._peak, self._resident_mib())
+
+    def __enter__(self) -> RssRise:
+        import threading
+
+        self._start = self._peak = self._resident_mib()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, self._resident_mib())
+        self.rise_mib = self._peak - self._start
+
+
 def machine_info() -> dict[str, Any]:
     """Versions and machine facts recorded with every result."""
     import pymc

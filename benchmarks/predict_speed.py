@@ -2,17 +2,21 @@
 
 Fits each model briefly (the speed of prediction does not depend on how well it is fit),
 then times ``PosteriorPredictive.mean`` for 100 draws over the test set, and measures the
-peak traced memory (tracemalloc, which sees numpy's buffers) for 10, 50 and 100 draws on
-1,000 images to show that it does not grow with the number of draws. The GEMM bound is
+peak traced memory (tracemalloc, which sees numpy's buffers) and the peak rise of the
+resident memory (which also sees XLA's) for 10, 50 and 100 draws on 1,000 images, to
+show that memory does not grow with the number of draws. The GEMM bound is
 the time the network's matrix products would take at the machine's float32 GEMM rate,
 measured by the same script. Targets: MLP <= 10 s,
 CNN <= 60 s. Each model is timed with both prediction estimators on the same fit:
 ``weights`` (one weight draw per posterior draw) and ``local`` (the products of the inputs
 with Gaussian weights sampled per example from their exact moments; see
 ``PosteriorPredictive``), with the share of test images whose predicted class agrees.
+With ``--backend JAX`` the convolutions are built as one node each
+(:func:`plasagne.ops.corr_op.one_node_correlation`), so XLA runs its own convolution.
 Writes benchmarks/results/predict_speed.json.
 
     python benchmarks/predict_speed.py --models mlp cnn --reparameterizations weights local
+    python benchmarks/predict_speed.py --models cnn --backend JAX --reparameterizations weights
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ from __future__ import annotations
 import argparse
 import time
 import tracemalloc
+from contextlib import nullcontext
 
 from advi_speed import MLP_SIZES, gemm_rate
 
-from _common import load_mnist_protocol, markdown_table, write_results
+from _common import RssRise, load_mnist_protocol, markdown_table, write_results
 
 TARGETS = {"mlp": 10.0, "cnn": 60.0}
 # Input rows per call: large chunks keep the MLP's products big. For the CNN, chunks of 100
@@ -56,11 +61,14 @@ def run(
     import pytensor
 
     from plasagne.models import MODELS
+    from plasagne.ops.corr_op import one_node_correlation
     from plasagne.pymc_bridge import GaussWeights, build_model, fit
     from plasagne.pymc_bridge.predict import PosteriorPredictive
 
     X, y = data["x_train"], data["y_train"]
-    bnet = build_model(MODELS[model], X, y, priors=GaussWeights(0.1), batch_size=500)
+    one_node = backend.upper() == "JAX" and model == "cnn"
+    with one_node_correlation() if one_node else nullcontext():
+        bnet = build_model(MODELS[model], X, y, priors=GaussWeights(0.1), batch_size=500)
     result = fit(bnet, X, y, n=fit_steps, mode=backend, random_seed=0, progressbar=False)
     chunk = chunk or CHUNKS[model]
     rows, labels = [], {}
@@ -75,12 +83,14 @@ def run(
         probs = pp.mean(data["x_test"], draws=100, chunk_size=chunk)
         seconds = time.perf_counter() - t0
         labels[estimator] = probs.argmax(1)
-        peaks = {}
+        peaks, rises = {}, {}
         for draws in (10, 50, 100):
             tracemalloc.start()
-            pp.mean(data["x_test"][:1000], draws=draws, chunk_size=min(chunk, 1000))
+            with RssRise() as rss:
+                pp.mean(data["x_test"][:1000], draws=draws, chunk_size=min(chunk, 1000))
             peaks[draws] = tracemalloc.get_traced_memory()[1] / 2**20
             tracemalloc.stop()
+            rises[draws] = rss.rise_mib
         local = sorted(k for k, v in pp.reparameterized.items() if v == "local")
         bound = 100 * len(data["x_test"]) * forward_flops(model, bool(local)) / rate
         rows.append(
@@ -89,6 +99,9 @@ def run(
                 "reparameterization": estimator,
                 "sampled_per_example": ", ".join(local) or "-",
                 "backend": backend,
+                "convolution": "CorrNd (XLA)"
+                if one_node
+                else ("im2col" if model == "cnn" else "-"),
                 "chunk_size": chunk,
                 "dtype": pytensor.config.floatX,
                 "compile_s": compile_s,
@@ -103,6 +116,9 @@ def run(
                 "peak_mib_10_draws": peaks[10],
                 "peak_mib_50_draws": peaks[50],
                 "peak_mib_100_draws": peaks[100],
+                "rss_rise_mib_10_draws": rises[10],
+                "rss_rise_mib_50_draws": rises[50],
+                "rss_rise_mib_100_draws": rises[100],
             }
         )
     return rows
@@ -132,6 +148,7 @@ def main() -> None:
     ]
     columns = [
         "model",
+        "backend",
         "reparameterization",
         "sampled_per_example",
         "chunk_size",
@@ -145,6 +162,8 @@ def main() -> None:
         "peak_mib_10_draws",
         "peak_mib_50_draws",
         "peak_mib_100_draws",
+        "rss_rise_mib_10_draws",
+        "rss_rise_mib_100_draws",
         "accuracy",
         "same_class_as_first",
     ]

@@ -64,3 +64,24 @@ def test_jax_prediction_matches_reference_for_a_point_estimate():
         want = PosteriorPredictive(bnet, result, mode="FAST_COMPILE").mean(X, chunk_size=20)
         got = PosteriorPredictive(bnet, result, mode="JAX").mean(X, chunk_size=20)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_cnn_with_one_node_convolutions_fits_elsewhere_and_predicts_on_jax():
+    """The documented CNN recipe: CorrNd nodes, fit on another backend, predict with XLA."""
+    from pytensor.graph.traversal import applys_between
+
+    from plasagne.ops.corr_op import CorrNd, one_node_correlation
+
+    X, y = _data()
+    with pytensor.config.change_flags(floatX="float32"):
+        with one_node_correlation():
+            bnet = _bnet(X, y)
+        ops = [node.op for node in applys_between([], [bnet.output])]
+        assert sum(isinstance(op, CorrNd) for op in ops) == 2
+        result = fit(
+            bnet, X, y, n=20, method="map", mode="FAST_COMPILE", progressbar=False, random_seed=0
+        )
+        want = PosteriorPredictive(bnet, result, mode="FAST_COMPILE").mean(X, chunk_size=20)
+        got = PosteriorPredictive(bnet, result, mode="JAX").mean(X, chunk_size=20)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(got, got.mean(0))  # the fit moved the predictions apart

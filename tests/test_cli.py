@@ -291,3 +291,32 @@ def test_demo_runs_end_to_end(tmp_path):
     assert config["model"] == "cnn" and config["reparameterization"] == "weights"
     assert (out / "report.md").stat().st_size > 0
     assert json.loads((out / "metrics.json").read_text())["timings"]["iterations"] == 3
+
+
+@pytest.mark.parametrize("backend, corr_nodes", [("jax", 2), ("numba", 0)])
+def test_jax_backend_builds_each_convolution_as_one_node(backend, corr_nodes):
+    """With --backend jax, XLA runs its own convolution (CorrNd), elsewhere im2col."""
+    from pytensor.graph.traversal import applys_between
+
+    from plasagne import cli
+    from plasagne.ops.corr_op import CorrNd
+
+    sample = datasets.load_mnist_sample()
+    config = {"seed": 0, "model": "cnn", "batch_size": 10, "backend": backend}
+    bnet = cli._build(config, sample.x_train[:20], sample.y_train[:20])
+    nodes = applys_between([], [bnet.output])
+    assert sum(isinstance(node.op, CorrNd) for node in nodes) == corr_nodes
+
+
+@pytest.mark.backend
+def test_train_cnn_on_jax_end_to_end(data, tmp_path):
+    pytest.importorskip("jax")
+    out = tmp_path / "cnn-jax"
+    args = [a if a != "fast_compile" else "jax" for a in FAST]
+    res = plasagne(
+        "train", "--model", "cnn", "--data", data, "--iterations", 4, "--out", out, *args
+    )
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["backend"] == "jax" and 0.0 <= metrics["accuracy"] <= 1.0
+    assert np.isfinite(np.load(out / "losses.npy")).all()

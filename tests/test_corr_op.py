@@ -14,7 +14,7 @@ from scipy.signal import correlate
 
 import plasagne.ops.conv
 from plasagne.layers import Conv2DLayer, InputLayer, get_output
-from plasagne.ops.corr_op import CorrNd, corr_nd_op
+from plasagne.ops.corr_op import CorrNd, corr_nd_op, one_node_correlation
 
 
 def correlate_reference(x, w, stride, pads, dilation):
@@ -113,6 +113,26 @@ def test_layers_use_it_through_the_convolution_seam(monkeypatch):
     got = layer_output()
     assert any(isinstance(n.op, CorrNd) for n in pytensor.graph.traversal.applys_between([], [got]))
     np.testing.assert_allclose(got.eval(), want.eval(), rtol=1e-12)
+
+
+def count_corr_nodes(out):
+    return sum(isinstance(n.op, CorrNd) for n in pytensor.graph.traversal.applys_between([], [out]))
+
+
+def test_one_node_correlation_applies_inside_the_block_only():
+    rng = np.random.default_rng(5)
+    layer = Conv2DLayer(InputLayer((None, 3, 7, 7)), 4, 3, W=rng.normal(size=(4, 3, 3, 3)))
+    x = rng.normal(size=(2, 3, 7, 7))
+    seam = plasagne.ops.conv.corr_nd
+    with one_node_correlation():
+        inside = get_output(layer, pt.constant(x))
+    outside = get_output(layer, pt.constant(x))
+    assert plasagne.ops.conv.corr_nd is seam
+    assert (count_corr_nodes(inside), count_corr_nodes(outside)) == (1, 0)
+    np.testing.assert_allclose(inside.eval(), outside.eval(), rtol=1e-12)
+    with pytest.raises(RuntimeError, match="inside"), one_node_correlation():
+        raise RuntimeError("inside")
+    assert plasagne.ops.conv.corr_nd is seam
 
 
 @pytest.mark.backend
