@@ -80,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
         help="weights (one weight draw per posterior draw) or local (--method advi: the "
         "first dense layer's outputs sampled per image from their exact moments, faster)",
     )
+    train.add_argument(
+        "--predict-backend",
+        default=None,
+        help="backend of the posterior-predictive evaluation (default: --backend); "
+        "jax predicts the CNN about 3x faster than numba on a CPU",
+    )
     train.add_argument("--checkpoint-every", type=int, default=500)
     train.add_argument(
         "--train-size", type=int, default=None, help="use only the first N training images"
@@ -96,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--draws", type=int, default=None)
     evaluate.add_argument(
         "--predict-reparameterization", default=None, help="weights or local (default: the run's)"
+    )
+    evaluate.add_argument(
+        "--predict-backend", default=None, help="numba, c, jax or fast_compile (default: the run's)"
     )
     evaluate.add_argument("--no-progress", action="store_true")
 
@@ -163,6 +172,7 @@ def _check_choices(
     reparameterization: str = "weights",
     kl_weight: float = 1.0,
     predict_reparameterization: str = "weights",
+    predict_backend: str | None = None,
 ) -> None:
     from .models import MODELS
     from .pymc_bridge.fit import check_kl_weight
@@ -173,8 +183,9 @@ def _check_choices(
         raise CLIError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     if method not in ("advi", "fullrank_advi", "map", "svgd"):
         raise CLIError(f"unknown method {method!r}; choose advi, fullrank_advi, svgd or map")
-    if backend not in BACKENDS:
-        raise CLIError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    for option, value in (("backend", backend), ("predict backend", predict_backend or backend)):
+        if value not in BACKENDS:
+            raise CLIError(f"unknown {option} {value!r}; choose one of {', '.join(BACKENDS)}")
     try:
         check_estimator(reparameterization, method)
         check_kl_weight(kl_weight, method)
@@ -187,7 +198,7 @@ def _check_choices(
         )
     if predict_reparameterization == "local" and method != "advi":
         raise CLIError(f"--predict-reparameterization local needs --method advi, not {method!r}")
-    if backend == "jax":
+    if "jax" in (backend, predict_backend):
         try:
             import jax  # noqa: F401
         except ImportError:
@@ -204,8 +215,10 @@ def _build(config: dict, X: Any, y: Any) -> Any:
 
     set_rng(np.random.RandomState(config["seed"]))  # initial weights follow --seed
     builder = MODELS[config["model"]]
-    # on JAX, convolutions are one node each, so XLA runs its own convolution
-    seam = one_node_correlation() if config["backend"] == "jax" else nullcontext()
+    # on JAX, convolutions are one node each, so XLA runs its own convolution (the node
+    # runs the same im2col graph on the other backends)
+    jax_used = "jax" in (config["backend"], _predict_backend(config))
+    seam = one_node_correlation() if jax_used else nullcontext()
     with seam:
         return build_model(
             builder,
@@ -214,6 +227,10 @@ def _build(config: dict, X: Any, y: Any) -> Any:
             priors=default_prior(config["model"]),
             batch_size=min(config["batch_size"], len(X)),
         )
+
+
+def _predict_backend(config: dict) -> str:
+    return config.get("predict_backend") or config["backend"]
 
 
 def _set_float(config: dict) -> None:
@@ -256,6 +273,7 @@ def train(args: argparse.Namespace) -> int:
                 "seed",
                 "draws",
                 "predict_reparameterization",
+                "predict_backend",
                 "checkpoint_every",
                 "train_size",
             )
@@ -270,6 +288,7 @@ def train(args: argparse.Namespace) -> int:
         config["reparameterization"],
         config["kl_weight"],
         config["predict_reparameterization"],
+        config.get("predict_backend"),
     )
     _prepare_out(out)
     for stale in (METRICS, "report.md"):
@@ -345,7 +364,7 @@ def _evaluate(
         bnet,
         result,
         draws_per_call=1,
-        mode=BACKENDS[config["backend"]],
+        mode=BACKENDS[_predict_backend(config)],
         random_seed=config["seed"] + 1,
         reparameterization=config["predict_reparameterization"],
     )
@@ -363,6 +382,7 @@ def _evaluate(
         model=config["model"],
         method=config["method"],
         backend=config["backend"],
+        predict_backend=_predict_backend(config),
         predict_reparameterization=config["predict_reparameterization"],
         float32=config["float32"],
         n_train=int(len(data.x_train)),
@@ -448,6 +468,8 @@ def evaluate(args: argparse.Namespace) -> int:
         config["data"] = args.data
     if args.predict_reparameterization is not None:
         config["predict_reparameterization"] = args.predict_reparameterization
+    if args.predict_backend is not None:
+        config["predict_backend"] = args.predict_backend
     config.setdefault("reparameterization", "weights")  # runs from before the options
     config.setdefault("kl_weight", 1.0)
     config.setdefault("predict_reparameterization", "weights")
@@ -458,6 +480,7 @@ def evaluate(args: argparse.Namespace) -> int:
         config["reparameterization"],
         config["kl_weight"],
         config["predict_reparameterization"],
+        config.get("predict_backend"),
     )
     _set_float(config)
     data = _load_data(config["data"], config.get("train_size"))
@@ -509,6 +532,7 @@ def demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         draws=50,
         predict_reparameterization="weights",
+        predict_backend=None,
         checkpoint_every=200,
         train_size=None,
         out=args.out,

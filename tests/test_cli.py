@@ -233,6 +233,7 @@ def test_bad_data_gives_one_line_errors(tmp_path, case):
         (["--method", "map", "--kl-weight", "0.5"], "method 'map' has none"),
         (["--predict-reparameterization", "flipout"], "unknown predict reparameterization"),
         (["--method", "map", "--predict-reparameterization", "local"], "needs --method advi"),
+        (["--predict-backend", "tpu"], "unknown predict backend 'tpu'"),
     ],
 )
 def test_bad_choices(data, tmp_path, args, message):
@@ -320,3 +321,26 @@ def test_train_cnn_on_jax_end_to_end(data, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["backend"] == "jax" and 0.0 <= metrics["accuracy"] <= 1.0
     assert np.isfinite(np.load(out / "losses.npy")).all()
+
+
+@pytest.mark.backend
+def test_predict_backend_is_used_recorded_and_overridable(data, tmp_path):
+    """Fit on one backend, predict on JAX (CorrNd, XLA's convolution), then re-evaluate on
+    the reference backend. (On this tiny data the MAP CNN stays near uniform, so the
+    agreement is a smoke check; tests/test_bridge_jax.py compares a trained CNN.)"""
+    pytest.importorskip("jax")
+    out = tmp_path / "cnn-map"
+    res = plasagne(
+        "train", "--model", "cnn", "--method", "map", "--data", data, "--iterations", 4,
+        "--out", out, "--predict-backend", "jax", *FAST,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["backend"], metrics["predict_backend"]) == ("fast_compile", "jax")
+    with np.load(out / "predictions.npz") as pred:
+        on_jax = pred["per_draw_probs"]
+    res = plasagne("evaluate", out, "--predict-backend", "fast_compile", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((out / "metrics.json").read_text())["predict_backend"] == "fast_compile"
+    with np.load(out / "predictions.npz") as pred:
+        np.testing.assert_allclose(on_jax, pred["per_draw_probs"], rtol=1e-4, atol=1e-6)
