@@ -19,6 +19,7 @@ independent through those layers. The moments kept at once are bounded by
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -280,33 +281,35 @@ class PosteriorPredictive:
         """
         X = self._check(X)
         out = None
-        for group in self._groups(self._chunks(X, chunk_size)):
-            done = 0
-            for weights, take in self._weight_draws(draws):
-                for start, chunk, given in group:
-                    block = self._network(*given, *weights)[:take]
-                    if out is None:
-                        total = draws if self.stochastic else 1
-                        out = np.empty((total, len(X)) + block.shape[2:], dtype=block.dtype)
-                    out[done : done + take, start : start + len(chunk)] = block
-                done += take
+        for first_draw, rows, block in self._blocks(X, draws, chunk_size):
+            if out is None:
+                total = draws if self.stochastic else 1
+                out = np.empty((total, len(X)) + block.shape[2:], dtype=block.dtype)
+            out[first_draw : first_draw + len(block), rows] = block
         return out
 
     def mean(self, X: np.ndarray, draws: int = 100, chunk_size: int = 1000) -> np.ndarray:
         """Mean output over draws, shape ``(n, ...)``; memory does not grow with ``draws``."""
         X = self._check(X)
-        total = None
+        total, count = None, 0
+        for first_draw, rows, block in self._blocks(X, draws, chunk_size):
+            if total is None:
+                dtype = block.dtype
+                total = np.zeros((len(X),) + block.shape[2:], dtype=np.float64)
+            total[rows] += block.sum(axis=0, dtype=np.float64)
+            count = max(count, first_draw + len(block))
+        return (total / count).astype(dtype)
+
+    def _blocks(self, X: np.ndarray, draws: int, chunk_size: int) -> Iterator[tuple]:
+        """The network's outputs block by block, as ``(first draw, rows of X, block)`` with
+        ``block`` of shape ``(draws in it, rows, ...)``: every draw of every row once."""
         for group in self._groups(self._chunks(X, chunk_size)):
-            count = 0
+            first_draw = 0
             for weights, take in self._weight_draws(draws):
                 for start, chunk, given in group:
-                    block = self._network(*given, *weights)[:take]
-                    if total is None:
-                        dtype = block.dtype
-                        total = np.zeros((len(X),) + block.shape[2:], dtype=np.float64)
-                    total[start : start + len(chunk)] += block.sum(axis=0, dtype=np.float64)
-                count += take
-        return (total / count).astype(dtype)
+                    rows = slice(start, start + len(chunk))
+                    yield first_draw, rows, self._network(*given, *weights)[:take]
+                first_draw += take
 
 
 def predict_proba(
