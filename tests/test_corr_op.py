@@ -14,7 +14,7 @@ from scipy.signal import correlate
 
 import plasagne.ops.conv
 from plasagne.layers import Conv2DLayer, InputLayer, get_output
-from plasagne.ops.corr_op import CorrNd, corr_nd_op, one_node_correlation
+from plasagne.ops.corr_op import CorrNd, CorrNdGrad, corr_nd_op, one_node_correlation
 
 
 def correlate_reference(x, w, stride, pads, dilation):
@@ -152,3 +152,37 @@ def test_backend_kernels_match_the_reference(mode):
         got = pytensor.function([x, w], outputs, mode=mode)(xv, wv)
         for a, b in zip(got, want):
             np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
+
+
+def test_compiled_graphs_inline_the_nodes_and_share_the_patches():
+    """Optimised non-JAX graphs inline CorrNd and CorrNdGrad (they are fusible symbolic
+    Ops) and merge their patch matrices: one Im2Col of x serves the output and the filter
+    gradient, as in the plain im2col graph. The JAX mode keeps both nodes whole."""
+    from pytensor.compile.mode import Mode
+
+    from plasagne.ops.im2col import Im2Col
+
+    x = pt.tensor("x", shape=(2, 3, 9, 8))
+    w = pt.tensor("w", shape=(4, 3, 3, 2))
+    out = corr_nd_op(x, w)
+    outputs = [out, *pytensor.grad((out**2).sum(), [x, w])]
+    fn = pytensor.function([x, w], outputs, mode=Mode(linker="py", optimizer="fast_run"))
+    ops = [node.op for node in fn.maker.fgraph.apply_nodes]
+    assert not any(isinstance(op, CorrNd | CorrNdGrad) for op in ops)
+    assert sum(isinstance(op, Im2Col) for op in ops) == 1
+    rng = np.random.default_rng(6)
+    xv, wv = rng.normal(size=(2, 3, 9, 8)), rng.normal(size=(4, 3, 3, 2))
+    want = pytensor.function([x, w], outputs, mode="FAST_COMPILE")(xv, wv)
+    for got, ref in zip(fn(xv, wv), want):
+        np.testing.assert_allclose(got, ref, rtol=1e-10)
+
+
+@pytest.mark.backend
+def test_the_jax_mode_keeps_the_nodes_whole():
+    pytest.importorskip("jax")
+    x = pt.tensor("x", shape=(2, 3, 9, 8))
+    w = pt.tensor("w", shape=(4, 3, 3, 2))
+    out = corr_nd_op(x, w)
+    fn = pytensor.function([x, w], [out, pytensor.grad((out**2).sum(), w)], mode="JAX")
+    kinds = {type(node.op) for node in fn.maker.fgraph.apply_nodes}
+    assert {CorrNd, CorrNdGrad} <= kinds

@@ -1,9 +1,11 @@
 """The whole N-d cross-correlation as one Op: XLA's convolution on JAX, im2col elsewhere.
 
 :func:`corr_nd_op` computes exactly what :func:`plasagne.ops.conv.corr_nd` computes, but as a
-single :class:`CorrNd` node (a PyTensor ``SymbolicOp``) whose inner graph is that im2col
-graph, with its gradient another single node, :class:`CorrNdGrad`. Backends without a kernel
-of their own (Numba, C, Python) run the inner graphs; JAX runs
+single :class:`CorrNd` node (a PyTensor ``FusibleSymbolicOp``) whose inner graph is that
+im2col graph, with its gradient another single node, :class:`CorrNdGrad`. Optimising modes
+of the other backends (Numba, C) inline both at fusion time and merge what they share, so
+they compile exactly the im2col graph (one patch matrix for the output and the filter
+gradient); JAX, which skips fusion, keeps the nodes and runs
 ``jax.lax.conv_general_dilated`` and its ``jax.vjp``, which XLA compiles to its own
 convolution (cuDNN on a GPU) instead of a gather of patches.
 
@@ -14,7 +16,7 @@ Use it for the networks whose outputs are built inside :func:`one_node_correlati
         bnet = build_model(network, X, y)         # outputs built here use CorrNd
 
 or through the convolution seam directly (``plasagne.ops.conv.corr_nd = corr_nd_op``).
-On a CPU, JAX with these nodes predicts the post's CNN 2.3x faster than Numba
+On a CPU, JAX with these nodes predicts the post's CNN about 3x faster than Numba
 (docs/performance.md).
 
 The Bayesian bridge's Flipout rewrite recognises the Op, so
@@ -28,7 +30,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytensor
-from pytensor.tensor.symbolic import TensorSymbolicOp
+from pytensor.tensor.symbolic import FusibleSymbolicOp
 
 from .conv import corr_nd as _im2col_corr_nd
 from .conv import correlation_settings, pad_spatial
@@ -36,7 +38,7 @@ from .conv import correlation_settings, pad_spatial
 __all__ = ["CorrNd", "CorrNdGrad", "corr_nd_op", "one_node_correlation"]
 
 
-class _CorrSettings(TensorSymbolicOp):
+class _CorrSettings(FusibleSymbolicOp):
     __props__ = ("kernel_shape", "stride", "dilation", "pads")
 
     def __init__(
