@@ -9,15 +9,23 @@ float64, functions return float64 arrays where the graph says float32, and JAX w
 scattering them into float32 buffers will become an error. :func:`keep_declared_dtypes`
 wraps the JAX kernels of those Ops so that each output is cast to its declared dtype
 (a cast only where the dtypes differ, decided when JAX traces the graph).
+
+With 64-bit types off (NumPyro turns them off when imported), the same kernels ask JAX
+for float64 or int64 (``astype(acc_dtype)``) and JAX warns, at every trace, that it keeps
+32 bits; since the wrapper casts to the 32-bit canonical dtype anyway, those warnings are
+silenced inside the wrapped kernels (only there, and only that message).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 __all__ = ["keep_declared_dtypes"]
 
 _WRAPPED = False
+# what JAX says when a 64-bit dtype is requested with 64-bit types off
+TRUNCATION_WARNING = r"Explicitly requested dtype \w+ requested in astype is not available"
 
 
 def _cast_outputs(kernel: Any, node: Any) -> Any:
@@ -34,7 +42,9 @@ def _cast_outputs(kernel: Any, node: Any) -> Any:
         return value if have == target else value.astype(target)
 
     def kernel_in_declared_dtypes(*args: Any) -> Any:
-        out = kernel(*args)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", TRUNCATION_WARNING, UserWarning)
+            out = kernel(*args)
         if isinstance(out, (tuple, list)):
             return type(out)(cast(v, d) for v, d in zip(out, declared))
         return cast(out, declared[0])
@@ -43,8 +53,8 @@ def _cast_outputs(kernel: Any, node: Any) -> Any:
 
 
 def keep_declared_dtypes() -> bool:
-    """Make the JAX kernels of ``Elemwise``, ``CAReduce``, scalar Ops and ``Alloc`` return
-    their declared dtypes; once per process, a no-op without JAX.
+    """Make the JAX kernels of ``Elemwise``, ``CAReduce``, scalar Ops, ``Alloc`` and
+    ``Argmax`` return their declared dtypes; once per process, a no-op without JAX.
 
     Returns
     -------
@@ -72,8 +82,9 @@ def keep_declared_dtypes() -> bool:
     from pytensor.scalar.basic import ScalarOp
     from pytensor.tensor.basic import Alloc
     from pytensor.tensor.elemwise import CAReduce, Elemwise
+    from pytensor.tensor.math import Argmax
 
-    for op_type in (Elemwise, CAReduce, ScalarOp, Alloc):
+    for op_type in (Elemwise, CAReduce, ScalarOp, Alloc, Argmax):
         original = jax_funcify.dispatch(op_type)
 
         def funcify(op: Any, node: Any = None, _original: Any = original, **kwargs: Any) -> Any:

@@ -308,7 +308,8 @@ class PosteriorPredictive:
             for weights, take in self._weight_draws(draws):
                 for start, chunk, given in group:
                     rows = slice(start, start + len(chunk))
-                    yield first_draw, rows, self._network(*given, *weights)[:take]
+                    # numpy, so the float64 sums of mean() stay float64 on JAX too
+                    yield first_draw, rows, np.asarray(self._network(*given, *weights)[:take])
                 first_draw += take
 
 
