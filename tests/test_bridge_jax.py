@@ -85,3 +85,28 @@ def test_cnn_with_one_node_convolutions_fits_elsewhere_and_predicts_on_jax():
         got = PosteriorPredictive(bnet, result, mode="JAX").mean(X, chunk_size=20)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
     assert not np.allclose(got, got.mean(0))  # the fit moved the predictions apart
+
+
+@pytest.mark.parametrize("one_node", [False, True])
+def test_several_draws_per_call_on_jax_equal_the_reference(one_node):
+    """JAX cannot trace a vectorised CNN (its shapes come from a symbolic row count), so
+    JAX builds one copy of the network per draw: given the same weight draws, the outputs
+    equal the reference mode's vectorised graph, draw by draw."""
+    from contextlib import nullcontext
+
+    from plasagne.ops.corr_op import one_node_correlation
+
+    X, y = _data()
+    with pytensor.config.change_flags(floatX="float32"):
+        with one_node_correlation() if one_node else nullcontext():
+            bnet = _bnet(X, y)
+        result = fit(bnet, X, y, n=5, mode="FAST_COMPILE", progressbar=False, random_seed=0)
+        ref = PosteriorPredictive(bnet, result, mode="FAST_COMPILE", draws_per_call=3)
+        on_jax = PosteriorPredictive(bnet, result, mode="JAX", draws_per_call=3)
+        weights = ref._sample()
+        want = ref._network(X[:20], *weights)
+        got = np.asarray(on_jax._network(X[:20], *weights))
+        assert on_jax.draws(X, draws=7, chunk_size=20).shape == (7, len(X), 3)
+    assert got.shape == want.shape == (3, 20, 3)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(want[0], want[1])  # the draws differ

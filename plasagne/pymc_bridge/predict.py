@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.graph.replace import clone_replace, graph_replace, vectorize_graph
+from pytensor.link.jax.linker import JAXLinker
 
 from ..memory import reuse_freed_memory
 from .fit import jax_keeps_its_own_generators, resolve_mode
@@ -67,6 +68,21 @@ def _mean_field_moments(model: Any, approximation: Any, rvs: list, slots: list) 
             mean[slc].reshape(shape).astype(slot.dtype), std[slc].reshape(shape).astype(slot.dtype)
         )
     return moments
+
+
+def _unrolled_over_draws(
+    out: Any, draws: int, replacements: dict, slots: list, batch_slots: list
+) -> Any:
+    """``out`` for each of ``draws`` draws of ``batch_slots`` and of the per-draw
+    ``replacements``, stacked on a new first axis: what ``vectorize_graph`` gives, built
+    as copies, because JAX cannot trace the shapes a vectorised convolution or pooling
+    computes from a symbolic number of rows."""
+    copies = []
+    for k in range(draws):
+        given = {old: new[k] for old, new in replacements.items()}
+        given.update({slot: batch[k] for slot, batch in zip(slots, batch_slots)})
+        copies.append(graph_replace(out, given, strict=False))
+    return pt.stack(copies)
 
 
 class PosteriorPredictive:
@@ -197,8 +213,16 @@ class PosteriorPredictive:
             moments_out = [t for p in marginal for t in (p.mean, p.std)]
             self._prepare = pm.pytensorf.compile([self.input], moments_out, mode=mode)
         if batched:
-            batch_slots = [pt.tensor(dtype=s.dtype, shape=(None, *s.type.shape)) for s in slots]
-            out = vectorize_graph(out, {**replacements, **dict(zip(slots, batch_slots))})
+            # every call gets exactly draws_per_call weight sets: a static axis (JAX needs it)
+            batch_slots = [
+                pt.tensor(dtype=s.dtype, shape=(self.draws_per_call, *s.type.shape)) for s in slots
+            ]
+            if isinstance(mode.linker, JAXLinker):
+                out = _unrolled_over_draws(
+                    out, self.draws_per_call, replacements, slots, batch_slots
+                )
+            else:
+                out = vectorize_graph(out, {**replacements, **dict(zip(slots, batch_slots))})
             slots = batch_slots
         else:
             out = pt.shape_padleft(graph_replace(out, replacements, strict=False))
