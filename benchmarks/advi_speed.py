@@ -88,8 +88,9 @@ def run_plasagne(
     X, y = data["x_train"], data["y_train"]
     builder = build_mlp if model == "mlp" else build_cnn
     default_corr = plasagne.ops.conv.corr_nd
-    if corr_op:  # the whole convolution as one Op: lax.conv_general_dilated on JAX
-        plasagne.ops.conv.corr_nd = corr_nd_op
+    # the whole convolution as one Op (the layers' default; lax.conv_general_dilated on
+    # JAX), or the plain im2col graph
+    plasagne.ops.conv.corr_nd = corr_nd_op if corr_op else plasagne.ops.conv.im2col_corr_nd
     try:
         bnet = build_model(builder, X, y, priors=GaussWeights(0.1), batch_size=batch)
     finally:

@@ -11,8 +11,8 @@ CNN <= 60 s. Each model is timed with both prediction estimators on the same fit
 ``weights`` (one weight draw per posterior draw) and ``local`` (the products of the inputs
 with Gaussian weights sampled per example from their exact moments; see
 ``PosteriorPredictive``), with the share of test images whose predicted class agrees.
-With ``--backend JAX`` the convolutions are built as one node each
-(:func:`plasagne.ops.corr_op.one_node_correlation`), so XLA runs its own convolution.
+Each convolution is one ``CorrNd`` node (the layers' default): XLA's own convolution on
+JAX, the inlined im2col graph on Numba.
 Writes benchmarks/results/predict_speed.json.
 
     python benchmarks/predict_speed.py --models mlp cnn --reparameterizations weights local
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import time
 import tracemalloc
-from contextlib import nullcontext
 
 from advi_speed import MLP_SIZES, gemm_rate
 
@@ -61,14 +60,12 @@ def run(
     import pytensor
 
     from plasagne.models import MODELS
-    from plasagne.ops.corr_op import one_node_correlation
     from plasagne.pymc_bridge import GaussWeights, build_model, fit
     from plasagne.pymc_bridge.predict import PosteriorPredictive
 
     X, y = data["x_train"], data["y_train"]
-    one_node = backend.upper() == "JAX" and model == "cnn"
-    with one_node_correlation() if one_node else nullcontext():
-        bnet = build_model(MODELS[model], X, y, priors=GaussWeights(0.1), batch_size=500)
+    xla_conv = backend.upper() == "JAX" and model == "cnn"
+    bnet = build_model(MODELS[model], X, y, priors=GaussWeights(0.1), batch_size=500)
     result = fit(bnet, X, y, n=fit_steps, mode=backend, random_seed=0, progressbar=False)
     chunk = chunk or CHUNKS[model]
     rows, labels = [], {}
@@ -99,9 +96,7 @@ def run(
                 "reparameterization": estimator,
                 "sampled_per_example": ", ".join(local) or "-",
                 "backend": backend,
-                "convolution": "CorrNd (XLA)"
-                if one_node
-                else ("im2col" if model == "cnn" else "-"),
+                "convolution": "XLA" if xla_conv else ("im2col" if model == "cnn" else "-"),
                 "chunk_size": chunk,
                 "dtype": pytensor.config.floatX,
                 "compile_s": compile_s,

@@ -16,7 +16,6 @@ import argparse
 import json
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -209,24 +208,18 @@ def _build(config: dict, X: Any, y: Any) -> Any:
     import numpy as np
 
     from .models import MODELS, default_prior
-    from .ops.corr_op import one_node_correlation
     from .pymc_bridge import build_model
     from .random import set_rng
 
     set_rng(np.random.RandomState(config["seed"]))  # initial weights follow --seed
     builder = MODELS[config["model"]]
-    # on JAX, convolutions are one node each, so XLA runs its own convolution (the node
-    # runs the same im2col graph on the other backends)
-    jax_used = "jax" in (config["backend"], _predict_backend(config))
-    seam = one_node_correlation() if jax_used else nullcontext()
-    with seam:
-        return build_model(
-            builder,
-            X,
-            y,
-            priors=default_prior(config["model"]),
-            batch_size=min(config["batch_size"], len(X)),
-        )
+    return build_model(
+        builder,
+        X,
+        y,
+        priors=default_prior(config["model"]),
+        batch_size=min(config["batch_size"], len(X)),
+    )
 
 
 def _predict_backend(config: dict) -> str:

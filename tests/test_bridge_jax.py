@@ -66,16 +66,15 @@ def test_jax_prediction_matches_reference_for_a_point_estimate():
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
 
 
-def test_cnn_with_one_node_convolutions_fits_elsewhere_and_predicts_on_jax():
+def test_cnn_fits_elsewhere_and_predicts_on_jax_with_its_one_node_convolutions():
     """The documented CNN recipe: CorrNd nodes, fit on another backend, predict with XLA."""
     from pytensor.graph.traversal import applys_between
 
-    from plasagne.ops.corr_op import CorrNd, one_node_correlation
+    from plasagne.ops.corr_op import CorrNd
 
     X, y = _data()
     with pytensor.config.change_flags(floatX="float32"):
-        with one_node_correlation():
-            bnet = _bnet(X, y)
+        bnet = _bnet(X, y)
         ops = [node.op for node in applys_between([], [bnet.output])]
         assert sum(isinstance(op, CorrNd) for op in ops) == 2
         result = fit(
@@ -88,18 +87,17 @@ def test_cnn_with_one_node_convolutions_fits_elsewhere_and_predicts_on_jax():
 
 
 @pytest.mark.parametrize("one_node", [False, True])
-def test_several_draws_per_call_on_jax_equal_the_reference(one_node):
+def test_several_draws_per_call_on_jax_equal_the_reference(one_node, monkeypatch):
     """JAX cannot trace a vectorised CNN (its shapes come from a symbolic row count), so
     JAX builds one copy of the network per draw: given the same weight draws, the outputs
     equal the reference mode's vectorised graph, draw by draw."""
-    from contextlib import nullcontext
+    import plasagne.ops.conv
 
-    from plasagne.ops.corr_op import one_node_correlation
-
+    if not one_node:  # the plain im2col graph
+        monkeypatch.setattr(plasagne.ops.conv, "corr_nd", plasagne.ops.conv.im2col_corr_nd)
     X, y = _data()
     with pytensor.config.change_flags(floatX="float32"):
-        with one_node_correlation() if one_node else nullcontext():
-            bnet = _bnet(X, y)
+        bnet = _bnet(X, y)
         result = fit(bnet, X, y, n=5, mode="FAST_COMPILE", progressbar=False, random_seed=0)
         ref = PosteriorPredictive(bnet, result, mode="FAST_COMPILE", draws_per_call=3)
         on_jax = PosteriorPredictive(bnet, result, mode="JAX", draws_per_call=3)

@@ -17,7 +17,7 @@ from scipy.signal import correlate
 import plasagne.ops.conv
 from plasagne.layers import Conv2DLayer, DenseLayer, InputLayer
 from plasagne.nonlinearities import softmax, tanh
-from plasagne.ops.conv import corr_nd
+from plasagne.ops.conv import im2col_corr_nd
 from plasagne.ops.corr_op import corr_nd_op
 from plasagne.pymc_bridge import GaussWeights, build_model, fit
 from plasagne.pymc_bridge.fit import _build_vi, _static_batch
@@ -146,7 +146,7 @@ def conv_reference(x, mu, sigma, n, seed):
     )
 
 
-@pytest.mark.parametrize("correlation", [corr_nd, corr_nd_op])
+@pytest.mark.parametrize("correlation", [im2col_corr_nd, corr_nd_op])
 @pytest.mark.parametrize("estimator", ["local", "flipout"])
 def test_convolution_gets_flipout_with_the_weight_sharing_covariance(estimator, correlation):
     """Within one example, two output positions share the filter: their covariance under
@@ -297,7 +297,7 @@ def test_fit_learns_and_reports_what_it_rewrote(estimator):
     assert accuracy > 0.9
 
 
-@pytest.mark.parametrize("correlation", [corr_nd, corr_nd_op])
+@pytest.mark.parametrize("correlation", [im2col_corr_nd, corr_nd_op])
 def test_fit_with_convolution_rewrites_it_with_flipout(correlation, monkeypatch):
     monkeypatch.setattr(plasagne.ops.conv, "corr_nd", correlation)
     rng = np.random.default_rng(4)

@@ -27,7 +27,7 @@ from plasagne.layers import (
     get_output,
     get_output_shape,
 )
-from plasagne.ops.conv import corr_nd, corr_nd_transpose
+from plasagne.ops.conv import corr_nd, corr_nd_transpose, im2col_corr_nd
 from plasagne.utils import ParameterError
 
 CONV = {1: Conv1DLayer, 2: Conv2DLayer, 3: Conv3DLayer}
@@ -101,15 +101,17 @@ CORR_CASES = [
 ]
 
 
+@pytest.mark.parametrize("correlation", [corr_nd, im2col_corr_nd])
 @pytest.mark.parametrize("shape, nf, k, stride, pads, dilation", CORR_CASES)
-def test_corr_nd_matches_loops(shape, nf, k, stride, pads, dilation):
+def test_corr_nd_matches_loops(shape, nf, k, stride, pads, dilation, correlation):
+    """The layers' one-node correlation and the im2col graph inside it."""
     rng = np.random.RandomState(1)
     x = rng.randn(*shape)
     W = rng.randn(nf, shape[1], *k)
     tx = pt.tensor(shape=(None,) * len(shape))
     tw = pt.tensor(shape=(None,) * len(shape))
     out = pytensor.function(
-        [tx, tw], corr_nd(tx, tw, k, stride=stride, pad=tuple(pads), dilation=dilation)
+        [tx, tw], correlation(tx, tw, k, stride=stride, pad=tuple(pads), dilation=dilation)
     )(x, W)
     np.testing.assert_allclose(out, loop_corr(x, W, stride, pads, dilation), atol=1e-12)
 
@@ -135,9 +137,12 @@ def test_corr_nd_infers_kernel_from_static_filters_and_checks_arguments():
         ((1, 1, 3, 3, 4), (2, 1, 2, 1, 2), (2, 1, 2), dict(stride=(1, 2, 2))),
     ],
 )
-def test_corr_nd_gradients(xs, ws, k, kwargs):
+@pytest.mark.parametrize("correlation", [corr_nd, im2col_corr_nd])
+def test_corr_nd_gradients(xs, ws, k, kwargs, correlation):
     rng = np.random.RandomState(0)
-    verify_grad(lambda x, w: corr_nd(x, w, k, **kwargs), [rng.randn(*xs), rng.randn(*ws)], rng=rng)
+    verify_grad(
+        lambda x, w: correlation(x, w, k, **kwargs), [rng.randn(*xs), rng.randn(*ws)], rng=rng
+    )
 
 
 def test_corr_nd_transpose_is_the_adjoint_of_corr_nd():

@@ -14,7 +14,7 @@ from scipy.signal import correlate
 
 import plasagne.ops.conv
 from plasagne.layers import Conv2DLayer, InputLayer, get_output
-from plasagne.ops.corr_op import CorrNd, CorrNdGrad, corr_nd_op, one_node_correlation
+from plasagne.ops.corr_op import CorrNd, CorrNdGrad, corr_nd_op
 
 
 def correlate_reference(x, w, stride, pads, dilation):
@@ -64,7 +64,7 @@ def test_matches_scipy_and_the_im2col_graph_with_its_gradients(config, seed):
     ws = pt.tensor(dtype="float64", shape=w.shape)
     kwargs = dict(stride=stride, pad=pads, dilation=dilation)
     op_out = corr_nd_op(xs, ws, **kwargs)
-    ref_out = plasagne.ops.conv.corr_nd(xs, ws, **kwargs)
+    ref_out = plasagne.ops.conv.im2col_corr_nd(xs, ws, **kwargs)
     assert any(
         isinstance(node.op, CorrNd)
         for node in pytensor.graph.traversal.applys_between([xs, ws], [op_out])
@@ -99,7 +99,11 @@ def test_verify_grad_first_and_second_order():
     verify_grad(grad_of_f, [x, w], rng=np.random.default_rng(2))
 
 
-def test_layers_use_it_through_the_convolution_seam(monkeypatch):
+def count_corr_nodes(out):
+    return sum(isinstance(n.op, CorrNd) for n in pytensor.graph.traversal.applys_between([], [out]))
+
+
+def test_layers_build_one_node_by_default_and_the_seam_swaps_it(monkeypatch):
     rng = np.random.default_rng(3)
     W = rng.normal(size=(2, 1, 3, 3))
     x = rng.normal(size=(2, 1, 6, 6))
@@ -108,31 +112,11 @@ def test_layers_use_it_through_the_convolution_seam(monkeypatch):
         layer = Conv2DLayer(InputLayer((None, 1, 6, 6)), 2, 3, pad="same", W=W, b=None)
         return get_output(layer, pt.constant(x))
 
-    want = layer_output()
-    monkeypatch.setattr(plasagne.ops.conv, "corr_nd", corr_nd_op)
-    got = layer_output()
-    assert any(isinstance(n.op, CorrNd) for n in pytensor.graph.traversal.applys_between([], [got]))
-    np.testing.assert_allclose(got.eval(), want.eval(), rtol=1e-12)
-
-
-def count_corr_nodes(out):
-    return sum(isinstance(n.op, CorrNd) for n in pytensor.graph.traversal.applys_between([], [out]))
-
-
-def test_one_node_correlation_applies_inside_the_block_only():
-    rng = np.random.default_rng(5)
-    layer = Conv2DLayer(InputLayer((None, 3, 7, 7)), 4, 3, W=rng.normal(size=(4, 3, 3, 3)))
-    x = rng.normal(size=(2, 3, 7, 7))
-    seam = plasagne.ops.conv.corr_nd
-    with one_node_correlation():
-        inside = get_output(layer, pt.constant(x))
-    outside = get_output(layer, pt.constant(x))
-    assert plasagne.ops.conv.corr_nd is seam
-    assert (count_corr_nodes(inside), count_corr_nodes(outside)) == (1, 0)
-    np.testing.assert_allclose(inside.eval(), outside.eval(), rtol=1e-12)
-    with pytest.raises(RuntimeError, match="inside"), one_node_correlation():
-        raise RuntimeError("inside")
-    assert plasagne.ops.conv.corr_nd is seam
+    default = layer_output()
+    monkeypatch.setattr(plasagne.ops.conv, "corr_nd", plasagne.ops.conv.im2col_corr_nd)
+    plain = layer_output()
+    assert (count_corr_nodes(default), count_corr_nodes(plain)) == (1, 0)
+    np.testing.assert_allclose(default.eval(), plain.eval(), rtol=1e-12)
 
 
 @pytest.mark.backend

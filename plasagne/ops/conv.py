@@ -22,9 +22,12 @@ size, stride and dilation compiled in), a numpy ``perform`` for the Python and C
 and a JAX implementation; its gradient is its adjoint :class:`~plasagne.ops.im2col.Col2Im`
 (every patch entry added back where it came from), also one pass. Building the matrix from
 ``prod(kernel)`` strided slices instead (the first version) cost a stack of slices forward
-and one full-size ``inc_subtensor`` per tap backward. :func:`corr_nd_transpose` (the
-gradient of :func:`corr_nd` with respect to its input, used by the transposed convolution
-layers) is written on top of :func:`corr_nd`.
+and one full-size ``inc_subtensor`` per tap backward. That graph is
+:func:`im2col_corr_nd`; :func:`corr_nd`, what the layers call, wraps it as one
+:class:`~plasagne.ops.corr_op.CorrNd` node, which optimising Numba and C modes inline
+(compiling exactly the im2col graph) and JAX runs as ``lax.conv_general_dilated``.
+:func:`corr_nd_transpose` (the gradient of :func:`corr_nd` with respect to its input, used
+by the transposed convolution layers) is written on top of :func:`corr_nd`.
 
 Swapping in a faster kernel
 ---------------------------
@@ -53,7 +56,14 @@ import pytensor.tensor as pt
 
 from .im2col import im2col, output_lengths
 
-__all__ = ["corr_nd", "corr_nd_transpose", "correlation_settings", "pad_spatial", "dilate_spatial"]
+__all__ = [
+    "corr_nd",
+    "im2col_corr_nd",
+    "corr_nd_transpose",
+    "correlation_settings",
+    "pad_spatial",
+    "dilate_spatial",
+]
 
 
 def _per_axis(value: Any, n: int, what: str) -> tuple:
@@ -193,6 +203,32 @@ def corr_nd(
     pad: Sequence[int | tuple[int, int]] | int | None = None,
     dilation: Sequence[int] | int | None = None,
 ) -> Any:
+    """The layers' cross-correlation: :func:`im2col_corr_nd` as one ``CorrNd`` node.
+
+    Same arguments and values as :func:`im2col_corr_nd`, built by
+    :func:`plasagne.ops.corr_op.corr_nd_op`: optimising Numba and C modes inline the node
+    and compile the im2col graph itself; JAX keeps it and runs XLA's own convolution.
+
+    Examples
+    --------
+    >>> x = pt.constant(np.arange(5.0).reshape(1, 1, 5))
+    >>> w = pt.constant(np.array([[[1.0, -1.0]]]))
+    >>> corr_nd(x, w, stride=2, pad=1).eval().tolist()
+    [[[0.0, -1.0, -1.0]]]
+    """
+    from .corr_op import corr_nd_op
+
+    return corr_nd_op(input, filters, kernel_shape, stride, pad, dilation)
+
+
+def im2col_corr_nd(
+    input: Any,
+    filters: Any,
+    kernel_shape: Sequence[int] | None = None,
+    stride: Sequence[int] | int | None = None,
+    pad: Sequence[int | tuple[int, int]] | int | None = None,
+    dilation: Sequence[int] | int | None = None,
+) -> Any:
     """Cross-correlate ``input`` with ``filters`` over the trailing spatial axes.
 
     ``out[b, f, p] = sum_{c, k} filters[f, c, k] * padded[b, c, p * stride + k * dilation]``.
@@ -220,9 +256,9 @@ def corr_nd(
     --------
     >>> x = pt.constant(np.arange(5.0).reshape(1, 1, 5))
     >>> w = pt.constant(np.array([[[1.0, -1.0]]]))
-    >>> corr_nd(x, w).eval().tolist()
+    >>> im2col_corr_nd(x, w).eval().tolist()
     [[[-1.0, -1.0, -1.0, -1.0]]]
-    >>> corr_nd(x, w, stride=2, pad=1).eval().tolist()
+    >>> im2col_corr_nd(x, w, stride=2, pad=1).eval().tolist()
     [[[0.0, -1.0, -1.0]]]
     """
     input, filters, kernel_shape, stride, pads, dilation = correlation_settings(

@@ -1,7 +1,7 @@
 """The whole N-d cross-correlation as one Op: XLA's convolution on JAX, im2col elsewhere.
 
-:func:`corr_nd_op` computes exactly what :func:`plasagne.ops.conv.corr_nd` computes, but as a
-single :class:`CorrNd` node (a PyTensor ``FusibleSymbolicOp``) whose inner graph is that
+:func:`corr_nd_op` computes exactly what :func:`plasagne.ops.conv.im2col_corr_nd` computes,
+but as a single :class:`CorrNd` node (a PyTensor ``FusibleSymbolicOp``) whose inner graph is that
 im2col graph, with its gradient another single node, :class:`CorrNdGrad`. Optimising modes
 of the other backends (Numba, C) inline both at fusion time and merge what they share, so
 they compile exactly the im2col graph (one patch matrix for the output and the filter
@@ -9,15 +9,10 @@ gradient); JAX, which skips fusion, keeps the nodes and runs
 ``jax.lax.conv_general_dilated`` and its ``jax.vjp``, which XLA compiles to its own
 convolution (cuDNN on a GPU) instead of a gather of patches.
 
-Use it for the networks whose outputs are built inside :func:`one_node_correlation`::
-
-    from plasagne.ops.corr_op import one_node_correlation
-    with one_node_correlation():
-        bnet = build_model(network, X, y)         # outputs built here use CorrNd
-
-or through the convolution seam directly (``plasagne.ops.conv.corr_nd = corr_nd_op``).
-On a CPU, JAX with these nodes predicts the post's CNN about 3x faster than Numba
-(docs/performance.md).
+It is the layers' default: :func:`plasagne.ops.conv.corr_nd` calls it, so every
+convolution layer builds one node per convolution. On a CPU, JAX with these nodes predicts
+the post's CNN about 3x faster than Numba (docs/performance.md). To build the plain im2col
+graph instead, assign ``plasagne.ops.conv.corr_nd = plasagne.ops.conv.im2col_corr_nd``.
 
 The Bayesian bridge's Flipout rewrite recognises the Op, so
 ``fit(reparameterization="local")`` works with it too.
@@ -25,17 +20,16 @@ The Bayesian bridge's Flipout rewrite recognises the Op, so
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import pytensor
 from pytensor.tensor.symbolic import FusibleSymbolicOp
 
-from .conv import corr_nd as _im2col_corr_nd
 from .conv import correlation_settings, pad_spatial
+from .conv import im2col_corr_nd as _im2col_corr_nd
 
-__all__ = ["CorrNd", "CorrNdGrad", "corr_nd_op", "one_node_correlation"]
+__all__ = ["CorrNd", "CorrNdGrad", "corr_nd_op"]
 
 
 class _CorrSettings(FusibleSymbolicOp):
@@ -117,7 +111,7 @@ def corr_nd_op(
     pad: Sequence[int | tuple[int, int]] | int | None = None,
     dilation: Sequence[int] | int | None = None,
 ) -> Any:
-    """:func:`plasagne.ops.conv.corr_nd` as one :class:`CorrNd` node (same arguments).
+    """:func:`plasagne.ops.conv.im2col_corr_nd` as one :class:`CorrNd` node (same arguments).
 
     Negative pads (crops) are applied before the Op; the Op pads with zeros itself.
 
@@ -143,37 +137,6 @@ def corr_nd_op(
         pads=[(max(a, 0), max(b, 0)) for a, b in pads],
     )
     return op(input, filters)
-
-
-@contextmanager
-def one_node_correlation() -> Iterator[None]:
-    """Build convolutions as one :class:`CorrNd` node while the block runs.
-
-    Sets the convolution seam ``plasagne.ops.conv.corr_nd`` to :func:`corr_nd_op` and puts
-    back what was there on leaving, also after an error. Layer outputs are built when they
-    are asked for (``get_output``, ``build_model``), so build them inside the block; graphs
-    built there keep their nodes afterwards. Values and gradients are those of the im2col
-    graph on every backend; JAX runs XLA's own convolution.
-
-    Examples
-    --------
-    >>> import pytensor.tensor as pt
-    >>> from pytensor.graph.traversal import applys_between
-    >>> from plasagne.layers import Conv2DLayer, InputLayer, get_output
-    >>> layer = Conv2DLayer(InputLayer((None, 1, 6, 6)), num_filters=2, filter_size=3)
-    >>> with one_node_correlation():
-    ...     out = get_output(layer, pt.tensor4("x"))
-    >>> [type(node.op).__name__ for node in applys_between([], [out])].count("CorrNd")
-    1
-    """
-    from . import conv
-
-    before = conv.corr_nd
-    conv.corr_nd = corr_nd_op
-    try:
-        yield
-    finally:
-        conv.corr_nd = before
 
 
 _JAX_REGISTERED = False
