@@ -218,7 +218,11 @@ def corr_nd(
     """
     from .corr_op import corr_nd_op
 
-    return corr_nd_op(input, filters, kernel_shape, stride, pad, dilation)
+    # checked here too, so that errors name the function the layers call
+    input, filters, kernel_shape, stride, pads, dilation = correlation_settings(
+        "corr_nd", input, filters, kernel_shape, stride, pad, dilation
+    )
+    return corr_nd_op(input, filters, kernel_shape, stride, pads, dilation)
 
 
 def im2col_corr_nd(
