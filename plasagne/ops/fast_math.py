@@ -180,8 +180,10 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
     Returns
     -------
     Mode
-        ``mode`` including the ``fast_float32_math`` rewrite if its linker is Numba's,
-        otherwise ``mode`` itself.
+        ``mode`` including the ``fast_float32_math`` rewrite, the fast float32 normal
+        draws (``fast_float32_normal``, :mod:`plasagne.ops.fast_random`) and the late
+        removal of sums over length-one axes (:mod:`plasagne.ops.graph_cleanup`) if its
+        linker is Numba's, otherwise ``mode`` itself.
 
     Examples
     --------
@@ -192,10 +194,15 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
     """
     from pytensor.link.numba.linker import NumbaLinker
 
+    from .fast_random import FAST_NORMAL_TAG
+    from .fast_random import register_numba as register_fast_normal
+    from .graph_cleanup import LATE_REDUCE_TAG
+
     resolved = get_mode(mode)
     if isinstance(resolved.linker, NumbaLinker):
         _register_numba()
-        return resolved.including(FAST_MATH_TAG)
+        register_fast_normal()
+        return resolved.including(FAST_MATH_TAG, FAST_NORMAL_TAG, LATE_REDUCE_TAG)
     return resolved
 
 
