@@ -20,12 +20,22 @@ table and writes benchmarks/results/advi_speed.json.
         --reparameterizations weights local
 
 ``plasagne_speedup`` is the fastest plasagne backend's steps/s over each reference's.
+
+A second table (``--interleave-rounds``, default 10; needs the ``bench`` extra) runs
+plasagne's step (the first backend, PyMC's objective, ``fit``'s loop body) and NumPyro's in
+alternating blocks of ``--interleave-block`` timed steps (after 3 untimed ones: the first
+steps after a switch pay for the other runtime's threads), with a short GEMM measurement in
+every round, and reports the median, minimum and maximum of the per-round speed ratio and the
+number of rounds at or above 1.2x: a shared machine's speed drifts by 10-20% over minutes,
+as much as the ratio being measured, and alternating blocks compare both under the same
+conditions.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -173,7 +183,10 @@ def _pymc_mlp(pm, data: dict, steps: int, batch: int, backend: str) -> dict:
     }
 
 
-def run_numpyro(model: str, data: dict, steps: int, batch: int) -> dict:
+def numpyro_stepper(model: str, data: dict, batch: int) -> tuple | None:
+    """NumPyro SVI with AutoNormal on the same model: ``(one_step, compile_s, last_loss)``,
+    or None when the ``bench`` extra is not installed. ``one_step()`` draws a minibatch,
+    updates and waits for the result; ``last_loss()`` reads the latest loss."""
     try:
         import jax
         import jax.numpy as jnp
@@ -182,10 +195,7 @@ def run_numpyro(model: str, data: dict, steps: int, batch: int) -> dict:
         from numpyro.infer import SVI, Trace_ELBO
         from numpyro.infer.autoguide import AutoNormal
     except ImportError:
-        return {
-            "implementation": "NumPyro AutoNormal",
-            "note": "bench extra not installed: skipped",
-        }
+        return None
 
     def prior(name, shape):
         return numpyro.sample(name, dist.Normal(0, 0.1).expand(list(shape)).to_event(len(shape)))
@@ -222,26 +232,159 @@ def run_numpyro(model: str, data: dict, steps: int, batch: int) -> dict:
             numpyro.sample("y", dist.Categorical(logits=logits), obs=yb)
 
     svi = SVI(nn, AutoNormal(nn, init_scale=0.01), numpyro.optim.Adam(0.01), Trace_ELBO())
-    state = svi.init(jax.random.PRNGKey(0), X[:batch], y[:batch])
+    held = {"state": svi.init(jax.random.PRNGKey(0), X[:batch], y[:batch]), "loss": None}
     update = jax.jit(svi.update)
     t0 = time.perf_counter()
-    state, loss = update(state, X[:batch], y[:batch])
+    held["state"], loss = update(held["state"], X[:batch], y[:batch])
     loss.block_until_ready()
     compile_s = time.perf_counter() - t0
     rng = np.random.default_rng(0)
+
+    def one_step() -> None:
+        idx = rng.integers(0, n, batch)
+        held["state"], held["loss"] = update(held["state"], X[idx], y[idx])
+        held["loss"].block_until_ready()
+
+    return one_step, compile_s, lambda: float(held["loss"])
+
+
+def run_numpyro(model: str, data: dict, steps: int, batch: int) -> dict:
+    built = numpyro_stepper(model, data, batch)
+    if built is None:
+        return {
+            "implementation": "NumPyro AutoNormal",
+            "note": "bench extra not installed: skipped",
+        }
+    one_step, compile_s, last_loss = built
     stamps = []
     for _ in range(steps):
-        idx = rng.integers(0, n, batch)
-        state, loss = update(state, X[idx], y[idx])
-        loss.block_until_ready()
+        one_step()
         stamps.append(time.perf_counter())
     return {
         "implementation": "NumPyro AutoNormal (jax, cpu)",
         "dtype": "float32",
         "compile_s": compile_s,
         "steps_per_s": block_rate(stamps[10:]),
-        "finite": bool(np.isfinite(float(loss))),
+        "finite": bool(np.isfinite(last_loss())),
     }
+
+
+def plasagne_stepper(model: str, data: dict, batch: int, backend: str) -> tuple:
+    """plasagne's compiled step (PyMC's objective, ``fit``'s loop body): ``(one_step, label)``.
+
+    ``one_step()`` does what each iteration of ``fit`` does: the next minibatch of a
+    shuffled stream, copied into the model's data containers, then the compiled step.
+    """
+    from plasagne.models import build_cnn, build_mlp
+    from plasagne.pymc_bridge import GaussWeights, build_model, fit
+    from plasagne.pymc_bridge.fit import BatchStream
+
+    X, y = data["x_train"], data["y_train"]
+    builder = build_mlp if model == "mlp" else build_cnn
+    bnet = build_model(builder, X, y, priors=GaussWeights(0.1), batch_size=batch)
+    result = fit(bnet, X, y, n=1, mode=backend, random_seed=0, progressbar=False)
+    step = result.extra["step_function"]
+    stream = BatchStream(len(X), batch, seed=0)
+
+    def one_step() -> None:
+        idx = stream.next_indices()
+        bnet.set_batch(X[idx], y[idx])
+        step()
+
+    return one_step, f"plasagne fit ({backend})"
+
+
+def alternating_block_rates(
+    first: Callable[[], None],
+    second: Callable[[], None],
+    rounds: int,
+    block: int,
+    between: Callable[[], float] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+    skip: int = 0,
+) -> dict[str, list[float]]:
+    """Steps/s of two steppers run in alternating blocks, round by round.
+
+    Each round runs ``skip + block`` calls of ``first``, then ``skip + block`` calls of
+    ``second``, timing the last ``block`` of each (the first steps after a switch pay for
+    the other runtime's threads and caches), then ``between()`` if given (its return values
+    are collected as ``"between"``).
+
+    Examples
+    --------
+    >>> t = [0.0]
+    >>> def tick(dt):
+    ...     return lambda: t.__setitem__(0, t[0] + dt)
+    >>> r = alternating_block_rates(tick(0.1), tick(0.2), 2, 5, clock=lambda: t[0])
+    >>> [round(v, 6) for v in r["first"] + r["second"]]
+    [10.0, 10.0, 5.0, 5.0]
+    """
+    rates: dict[str, list[float]] = {"first": [], "second": [], "between": []}
+    for _ in range(rounds):
+        for _ in range(skip):
+            first()
+        t0 = clock()
+        for _ in range(block):
+            first()
+        t1 = clock()
+        for _ in range(skip):
+            second()
+        t2 = clock()
+        for _ in range(block):
+            second()
+        t3 = clock()
+        rates["first"].append(block / (t1 - t0))
+        rates["second"].append(block / (t3 - t2))
+        if between is not None:
+            rates["between"].append(between())
+    return rates
+
+
+def interleaved_rounds(
+    model: str, data: dict, batch: int, backend: str, rounds: int, block: int, skip: int = 3
+) -> list[dict]:
+    """plasagne and NumPyro in alternating blocks, with a GEMM measurement in every round.
+
+    A shared machine's speed drifts by 10-20% over minutes, more than the difference being
+    measured; one round is ``block`` steps of plasagne, ``block`` steps of NumPyro and a
+    short GEMM measurement back to back, so each round's ratio compares the two under the
+    same conditions. Reports the median ratio over rounds and its range.
+    """
+    built = numpyro_stepper(model, data, batch)
+    if built is None:
+        return [{"model": model, "note": "bench extra not installed: interleaving skipped"}]
+    numpyro_step = built[0]
+    ours, label = plasagne_stepper(model, data, batch, backend)
+    flops = dense_flops(batch, MLP_SIZES) if model == "mlp" else cnn_flops(batch)
+    for _ in range(block):  # warm-up, both
+        ours()
+        numpyro_step()
+    rates = alternating_block_rates(
+        ours,
+        numpyro_step,
+        rounds,
+        block,
+        between=lambda: gemm_rate(repeats=5) / flops,
+        skip=skip,
+    )
+    ratios = np.asarray(rates["first"]) / np.asarray(rates["second"])
+    fractions = np.asarray(rates["first"]) / np.asarray(rates["between"])
+    return [
+        {
+            "model": model,
+            "implementation": f"{label} vs NumPyro AutoNormal, interleaved",
+            "rounds": rounds,
+            "steps_per_block": block,
+            "untimed_steps_per_block": skip,
+            "steps_per_s": float(np.median(rates["first"])),
+            "numpyro_steps_per_s": float(np.median(rates["second"])),
+            "speedup_median": float(np.median(ratios)),
+            "speedup_min": float(ratios.min()),
+            "speedup_max": float(ratios.max()),
+            "rounds_at_least_1_2x": int(np.sum(ratios >= 1.2)),
+            "fraction_of_gemm_bound_median": float(np.median(fractions)),
+        }
+    ]
 
 
 def main() -> None:
@@ -266,6 +409,13 @@ def main() -> None:
         default="op",
         help="on JAX, build the CNN with the one-node CorrNd Op (lax.conv) or the im2col graph",
     )
+    parser.add_argument(
+        "--interleave-rounds",
+        type=int,
+        default=10,
+        help="rounds of alternating plasagne/NumPyro blocks per model (0: skip)",
+    )
+    parser.add_argument("--interleave-block", type=int, default=10, help="steps per block")
     args = parser.parse_args()
     pytensor.config.floatX = "float32"
     from plasagne.memory import reuse_freed_memory
@@ -325,6 +475,36 @@ def main() -> None:
         "note",
     ]
     print(markdown_table(rows, columns))
+    interleaved = []
+    if args.interleave_rounds > 0:
+        for model in args.models:
+            interleaved += interleaved_rounds(
+                model,
+                data,
+                args.batch_size,
+                args.backends[0],
+                args.interleave_rounds,
+                args.interleave_block,
+            )
+        print(
+            markdown_table(
+                interleaved,
+                [
+                    "model",
+                    "implementation",
+                    "rounds",
+                    "steps_per_s",
+                    "numpyro_steps_per_s",
+                    "speedup_median",
+                    "speedup_min",
+                    "speedup_max",
+                    "rounds_at_least_1_2x",
+                    "fraction_of_gemm_bound_median",
+                    "note",
+                ],
+            )
+        )
+    rows += interleaved
     print("peak RSS MiB", round(peak_rss_mb()))
     print("wrote", write_results("advi_speed", rows, {"gemm_gflops_f32": rate / 1e9}))
 
