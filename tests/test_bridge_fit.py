@@ -74,6 +74,37 @@ def test_resume_after_interrupt_is_bit_identical(tmp_path):
     np.testing.assert_array_equal(a.losses, b.losses)
 
 
+@pytest.mark.backend
+def test_float32_numba_resume_is_bit_identical(tmp_path):
+    """On Numba in float32 the approximation draws from plasagne's counter-based generator
+    (plasagne.ops.fast_random): an interrupted fit resumed from its checkpoint still equals
+    the uninterrupted one bit for bit."""
+    from plasagne.ops.fast_random import FastNormalDraws
+
+    X, y = _blobs(N=60)
+    n = 12
+    kwargs = dict(mode="numba", random_seed=4, progressbar=False, batch_size=16)
+
+    def interrupt(approx, losses, i):
+        if i == 5:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "ckpt32.npz"
+    with pytensor.config.change_flags(floatX="float32"):
+        X32 = X.astype("float32")
+        full = fit(_bnet(X32, y), X32, y, n=n, **kwargs)
+        nodes = full.extra["step_function"].maker.fgraph.apply_nodes
+        assert any(isinstance(node.op, FastNormalDraws) for node in nodes)
+        part = fit(
+            _bnet(X32, y), X32, y, n=n, callbacks=[interrupt], checkpoint_path=path, **kwargs
+        )
+        assert part.interrupted and part.iterations == 5
+        resumed = fit(_bnet(X32, y), X32, y, n=n, resume=path, **kwargs)
+    np.testing.assert_array_equal(resumed.losses, full.losses)
+    for a, b in zip(resumed.approximation.params, full.approximation.params):
+        np.testing.assert_array_equal(a.get_value(), b.get_value())
+
+
 def test_resume_rejects_a_different_run(tmp_path):
     X, y = _blobs(N=40)
     path = tmp_path / "c.npz"
