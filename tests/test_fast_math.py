@@ -139,3 +139,50 @@ def test_compiled_float32_gradients_match_numpy():
     t = np.tanh(v.astype(np.float64))
     s = 1.0 / (1.0 + np.exp(-v.astype(np.float64)))
     np.testing.assert_allclose(f(v), (1 - t**2) + 2 * s, rtol=2e-6, atol=2e-7)
+
+
+def test_composites_of_two_fast_kernels_are_lowered_inline_and_exact():
+    """A fused loop holding two fast kernels (the local estimator's entropy term: log of
+    softplus, summed, next to softplus and mean + softplus * noise) is lowered with every
+    call forced inline, so LLVM can vectorise it, and still matches numpy."""
+    from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
+
+    rho, eps, mu = (pt.vector(name, dtype="float32") for name in ("rho", "eps", "mu"))
+    sigma = pt.softplus(rho)
+    outputs = [pt.log(sigma).sum(acc_dtype="float64"), sigma, mu + sigma * eps]
+    f = pytensor.function([rho, eps, mu], outputs, mode=fast_math_mode("NUMBA"))
+    composites = [
+        inner
+        for n in f.maker.fgraph.apply_nodes
+        for inner in _composite_nodes(n)
+        if any(isinstance(i.op, (FastSoftplus, FastLog)) for i in inner.op.fgraph.apply_nodes)
+    ]
+    assert composites, "softplus and log should sit in one fused composite"
+    for node in composites:
+        lowered, key = numba_funcify_and_cache_key(node.op, node=node)
+        assert lowered.targetoptions.get("forceinline") is True
+        assert key is not None
+    rng = np.random.default_rng(0)
+    values = [rng.normal(size=1001).astype("float32") for _ in range(3)]
+    total, got_sigma, got_w = f(*values)
+    want_sigma = np.logaddexp(0.0, values[0].astype(np.float64))
+    np.testing.assert_allclose(got_sigma, want_sigma, rtol=2e-7)
+    np.testing.assert_allclose(got_w, values[2] + want_sigma * values[1], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(total, np.log(want_sigma).sum(), rtol=1e-6)
+
+
+def _composite_nodes(node):
+    """Scalar Composite apply nodes inside an Elemwise or a fused node (any nesting)."""
+    from pytensor.scalar.basic import Composite
+
+    op = node.op
+    if isinstance(op, Composite):
+        return [node]
+    scalar_op = getattr(op, "scalar_op", None)
+    if isinstance(scalar_op, Composite):
+        fake = scalar_op.make_node(*[i.type.to_scalar_type()() for i in node.inputs])
+        return [fake]
+    inner = getattr(op, "fgraph", None)
+    if inner is None:
+        return []
+    return [c for n in inner.apply_nodes for c in _composite_nodes(n)]

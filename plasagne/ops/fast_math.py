@@ -140,6 +140,7 @@ class FastLog(Log):
     """
 
 
+_REPLACEMENTS_TYPES = (FastTanh, FastSoftplus, FastSigmoid, FastExp, FastLog)
 _REPLACEMENTS = {
     Tanh: FastTanh(upgrade_to_float, name="fast_tanh"),
     Softplus: FastSoftplus(upgrade_to_float, name="fast_softplus"),
@@ -251,7 +252,7 @@ def _register_numba() -> None:
     mantissa_mask = (1 << 52) - 1
     exponent_one = 1023 << 52
 
-    @jit(error_model="numpy")
+    @jit(error_model="numpy", forceinline=True)
     def exp64(y):
         """exp(y) for -110 <= y <= 89 (the float32 range and a margin)."""
         k = np.floor(y * inv_ln2 + 0.5)
@@ -267,12 +268,12 @@ def _register_numba() -> None:
         poly = poly * r + c0
         return poly * float64_from_bits((np.int64(k) + 1023) << 52)
 
-    @jit(error_model="numpy")
+    @jit(error_model="numpy", forceinline=True)
     def log1p_unit(t):
         """log1p(t) for 0 <= t <= 1."""
         return t * (((r3 * t + r2) * t + r1) * t + r0) / (((s3 * t + s2) * t + s1) * t + 1.0)
 
-    @jit(error_model="numpy")
+    @jit(error_model="numpy", forceinline=True)
     def log_near_one(m):
         """log(m) = 2 atanh((m - 1) / (m + 1)) for sqrt(1/2) <= m <= sqrt(2), |s| <= 0.172."""
         s = (m - 1.0) / (m + 1.0)
@@ -285,7 +286,7 @@ def _register_numba() -> None:
         series = series * s2 + 1.0
         return 2.0 * s * series
 
-    @jit(error_model="numpy")
+    @jit(error_model="numpy", forceinline=True)
     def tanh32(x):
         wide = np.float64(x)
         z = wide if wide < clip else clip
@@ -296,7 +297,7 @@ def _register_numba() -> None:
         value = np.float32(z * num / den)
         return value if x == x else x
 
-    @jit(error_model="numpy")
+    @jit(error_model="numpy", forceinline=True)
     def softplus32(x):
         wide = np.float64(x)
         a = np.abs(wide)
@@ -305,7 +306,7 @@ def _register_numba() -> None:
         value = np.float32(positive + log1p_unit(t))
         return value if x == x else x
 
-    @jit(error_model="numpy")
+    @jit(error_model="numpy", forceinline=True)
     def sigmoid32(x):
         wide = np.float64(x)
         a = np.abs(wide)
@@ -313,7 +314,7 @@ def _register_numba() -> None:
         value = np.float32((1.0 if wide >= 0.0 else t) / (1.0 + t))
         return value if x == x else x
 
-    @jit(error_model="numpy")
+    @jit(error_model="numpy", forceinline=True)
     def exp32(x):
         wide = np.float64(x)
         y = wide if wide < 89.0 else 89.0
@@ -321,7 +322,7 @@ def _register_numba() -> None:
         value = np.float32(exp64(y))
         return value if x == x else x
 
-    @jit(error_model="numpy")
+    @jit(error_model="numpy", forceinline=True)
     def log32(x):
         wide = np.float64(x)
         safe = wide if wide > 0.0 else 1.0
@@ -354,7 +355,59 @@ def _register_numba() -> None:
             if dtypes != {"float32"}:  # PyTensor's own lowering of the parent Op
                 parent = numba_funcify_and_cache_key.dispatch(type(op).__mro__[1])
                 return parent(op, node=node, **kwargs)
-            return _kernel, scalar_op_cache_key(op, kernel=f"plasagne-{_label}32", version=7)
+            return _kernel, scalar_op_cache_key(op, kernel=f"plasagne-{_label}32", version=9)
 
         register_scalar_funcify(op_class)(funcify)
+    _register_inlined_composites()
     _registered = True
+
+
+def _register_inlined_composites() -> None:
+    """Lower fused loops that hold a fast kernel with every call forced inline.
+
+    PyTensor lowers a fused Composite to a function that calls one function per scalar
+    node, wrapped in a cast of its outputs; LLVM vectorises the loop only if it inlines
+    all of them. With one kernel it does; with two (``log(softplus(rho))``, the
+    entropy term of the local estimator) the composite grows past LLVM's inlining
+    threshold, the loop keeps a call and runs one element at a time (24 ms instead of
+    3.4 ms on 1.3 M elements). Composites that contain a fast kernel are therefore lowered
+    with ``forceinline`` on the composite and its cast wrapper (the kernels carry it too).
+    """
+    from hashlib import sha256
+
+    from pytensor.link.numba.dispatch import basic as numba_basic
+    from pytensor.link.numba.dispatch.basic import (
+        numba_funcify_and_cache_key,
+        register_funcify_and_cache_key,
+    )
+    from pytensor.link.numba.dispatch.scalar import numba_funcify_Composite
+    from pytensor.scalar.basic import Composite
+
+    pytensor_lowering = numba_funcify_and_cache_key.dispatch(Composite)
+
+    @register_funcify_and_cache_key(Composite)
+    def lower_composite(op: Any, node: Any, **kwargs: Any) -> tuple:
+        fast = any(isinstance(inner.op, _REPLACEMENTS_TYPES) for inner in op.fgraph.apply_nodes)
+        if not fast:
+            return pytensor_lowering(op, node=node, **kwargs)
+        func, key = numba_funcify_Composite(op, node=node, **kwargs)
+        func.targetoptions["forceinline"] = True
+        out_dtypes = tuple(out.type.dtype for out in node.outputs)
+        cast = numba_basic.direct_cast
+        if len(out_dtypes) == 1:
+            out_dtype = np.dtype(out_dtypes[0])
+
+            @numba_basic.numba_njit(forceinline=True)
+            def cast_outputs(*args):
+                return cast(func(*args), out_dtype)
+
+        else:
+            dtypes = tuple(np.dtype(d) for d in out_dtypes)
+            casts = ", ".join(f"cast(res[{i}], dtypes[{i}])" for i in range(len(dtypes)))
+            source = f"def cast_outputs(*args):\n    res = func(*args)\n    return ({casts},)\n"
+            scope: dict = {"func": func, "cast": cast, "dtypes": dtypes}
+            exec(compile(source, "<plasagne composite cast>", "exec"), scope)
+            cast_outputs = numba_basic.numba_njit(forceinline=True)(scope["cast_outputs"])
+        if key is not None:
+            key = sha256(str((key, "plasagne-forceinline", 1, out_dtypes)).encode()).hexdigest()
+        return cast_outputs, key
