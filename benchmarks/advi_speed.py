@@ -319,22 +319,19 @@ def alternating_block_rates(
     >>> [round(v, 6) for v in r["first"] + r["second"]]
     [10.0, 10.0, 5.0, 5.0]
     """
-    rates: dict[str, list[float]] = {"first": [], "second": [], "between": []}
-    for _ in range(rounds):
+
+    def rate(stepper: Callable[[], None]) -> float:
         for _ in range(skip):
-            first()
+            stepper()
         t0 = clock()
         for _ in range(block):
-            first()
-        t1 = clock()
-        for _ in range(skip):
-            second()
-        t2 = clock()
-        for _ in range(block):
-            second()
-        t3 = clock()
-        rates["first"].append(block / (t1 - t0))
-        rates["second"].append(block / (t3 - t2))
+            stepper()
+        return block / (clock() - t0)
+
+    rates: dict[str, list[float]] = {"first": [], "second": [], "between": []}
+    for _ in range(rounds):
+        rates["first"].append(rate(first))
+        rates["second"].append(rate(second))
         if between is not None:
             rates["between"].append(between())
     return rates

@@ -61,6 +61,8 @@ from pytensor.scalar.basic import Exp, Log, Tanh, upgrade_to_float
 from pytensor.scalar.math import Sigmoid, Softplus
 from pytensor.tensor.elemwise import Elemwise
 
+from .numba_bits import make_bit_casts
+
 __all__ = [
     "FastTanh",
     "FastSoftplus",
@@ -215,28 +217,13 @@ def _register_numba() -> None:
     global _registered
     if _registered:
         return
-    from llvmlite import ir
-    from numba.core import types
-    from numba.extending import intrinsic
     from pytensor.link.numba.dispatch import basic as numba_basic
     from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
     from pytensor.link.numba.dispatch.scalar import register_scalar_funcify, scalar_op_cache_key
 
     jit = numba_basic.numba_njit
 
-    @intrinsic
-    def float64_from_bits(typingctx: Any, bits: Any) -> Any:
-        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-            return builder.bitcast(args[0], ir.DoubleType())
-
-        return types.float64(types.int64), codegen
-
-    @intrinsic
-    def bits_of_float64(typingctx: Any, value: Any) -> Any:
-        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-            return builder.bitcast(args[0], ir.IntType(64))
-
-        return types.int64(types.float64), codegen
+    float64_from_bits, bits_of_float64 = make_bit_casts(signed=True)
 
     clip = TANH_CLIP
     inv_clip2 = 1.0 / (TANH_CLIP * TANH_CLIP)

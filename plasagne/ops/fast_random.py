@@ -64,6 +64,8 @@ from pytensor.tensor.random.basic import NormalRV
 from pytensor.tensor.type import TensorType
 from pytensor.tensor.type_other import NoneTypeT
 
+from .numba_bits import make_bit_casts
+
 __all__ = [
     "FastNormalDraws",
     "FAST_NORMAL_TAG",
@@ -284,28 +286,13 @@ def register_numba() -> None:
 
 def _register_numba() -> None:
     import numba.np.unsafe.ndarray as numba_ndarray
-    from llvmlite import ir
-    from numba.core import types
-    from numba.extending import intrinsic
     from pytensor.link.numba.dispatch.basic import (
         numba_njit,
         register_funcify_default_op_cache_key,
     )
     from pytensor.link.numba.dispatch.compile_ops import numba_deepcopy
 
-    @intrinsic
-    def float64_from_bits(typingctx: Any, bits: Any) -> Any:
-        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-            return builder.bitcast(args[0], ir.DoubleType())
-
-        return types.float64(types.uint64), codegen
-
-    @intrinsic
-    def bits_of_float64(typingctx: Any, value: Any) -> Any:
-        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-            return builder.bitcast(args[0], ir.IntType(64))
-
-        return types.uint64(types.float64), codegen
+    float64_from_bits, bits_of_float64 = make_bit_casts(signed=False)
 
     gamma, mix_1, mix_2 = np.uint64(GOLDEN_GAMMA), np.uint64(MIX_1), np.uint64(MIX_2)
     s1, s2, s27, s30, s31, s32, s52 = (np.uint64(s) for s in (1, 2, 27, 30, 31, 32, 52))
