@@ -105,6 +105,32 @@ def test_float32_numba_resume_is_bit_identical(tmp_path):
         np.testing.assert_array_equal(a.get_value(), b.get_value())
 
 
+def test_static_batch_aliases_share_the_data_containers():
+    """The step sees the minibatch through aliases with its static shape that share the
+    data containers' storage: no shape-check node, and what set_batch writes is what the
+    step reads."""
+    from pytensor.tensor.shape import SpecifyShape
+
+    from plasagne.pymc_bridge.fit import _static_batch
+
+    X, y = _blobs(N=40)
+    bnet = _bnet(X, y, batch_size=8)
+    aliases = _static_batch(bnet, 8)
+    for data, alias in aliases.items():
+        assert alias.container is data.container
+        assert alias.type.shape[0] == 8 and data.type.shape[0] is None
+    bnet.set_batch(X[:8], y[:8])
+    np.testing.assert_array_equal(aliases[bnet.input_data].get_value(), X[:8])
+    result = fit(bnet, X, y, n=3, batch_size=8, random_seed=0, progressbar=False)
+    graph = result.extra["step_function"].maker.fgraph
+    checked = [
+        n.inputs[0].name
+        for n in graph.apply_nodes
+        if isinstance(n.op, SpecifyShape) and n.inputs[0].name in ("X_batch", "y_batch")
+    ]
+    assert not checked
+
+
 def test_resume_rejects_a_different_run(tmp_path):
     X, y = _blobs(N=40)
     path = tmp_path / "c.npz"
