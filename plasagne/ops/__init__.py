@@ -10,3 +10,6 @@ from .jax_dtypes import keep_declared_dtypes
 
 # JAX-compiled float32 graphs stay float32 (see jax_dtypes); without JAX this does nothing
 keep_declared_dtypes()
+
+# registers the rewrite that gives Numba the chunked correlation kernels
+from . import chunked_corr  # noqa: E402, F401

@@ -36,7 +36,15 @@ from pytensor.gradient import disconnected_type
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
-__all__ = ["Im2Col", "Col2Im", "im2col", "col2im", "output_lengths"]
+__all__ = [
+    "Im2Col",
+    "Col2Im",
+    "im2col",
+    "col2im",
+    "output_lengths",
+    "patches_numpy",
+    "add_patches_numpy",
+]
 
 
 def output_lengths(
@@ -63,6 +71,50 @@ def _tap_slices(kernel: tuple, stride: tuple, dilation: tuple, lengths: tuple):
             slice(o * d, o * d + (m - 1) * s + 1, s)
             for o, d, s, m in zip(offsets, dilation, stride, lengths)
         )
+
+
+def patches_numpy(x: np.ndarray, kernel: tuple, stride: tuple, dilation: tuple) -> np.ndarray:
+    """:class:`Im2Col` in numpy: ``(batch, channels, d, h, w)`` to its patch matrix.
+
+    Examples
+    --------
+    >>> patches_numpy(np.arange(4.0).reshape(1, 1, 1, 1, 4), (1, 1, 2), (1, 1, 1), (1, 1, 1))
+    array([[0., 1., 2.],
+           [1., 2., 3.]])
+    """
+    batch, channels = x.shape[:2]
+    taps = int(np.prod(kernel))
+    lengths = output_lengths(x.shape[2:], kernel, stride, dilation)
+    if min(lengths) < 1:
+        raise ValueError(
+            f"Im2Col: input spatial shape {x.shape[2:]} is smaller than the "
+            f"dilated kernel {kernel} (dilation {dilation})"
+        )
+    tap_views = [
+        x[(slice(None), slice(None)) + s] for s in _tap_slices(kernel, stride, dilation, lengths)
+    ]
+    cols = np.stack(tap_views, axis=2)  # (batch, channels, taps, *lengths)
+    cols = cols.reshape(batch, channels * taps, -1).transpose(1, 0, 2)
+    return np.ascontiguousarray(cols.reshape(channels * taps, -1))
+
+
+def add_patches_numpy(
+    cols: np.ndarray, shape: tuple, kernel: tuple, stride: tuple, dilation: tuple
+) -> np.ndarray:
+    """:class:`Col2Im` in numpy: every patch entry added back into a zero array of ``shape``.
+
+    Examples
+    --------
+    >>> add_patches_numpy(np.ones((2, 3)), (1, 1, 1, 1, 4), (1, 1, 2), (1, 1, 1), (1, 1, 1))
+    array([[[[[1., 2., 2., 1.]]]]])
+    """
+    batch, channels, *spatial = shape
+    lengths = output_lengths(spatial, kernel, stride, dilation)
+    x = np.zeros(shape, dtype=cols.dtype)
+    blocks = cols.reshape(channels, int(np.prod(kernel)), batch, *lengths)
+    for t, s in enumerate(_tap_slices(kernel, stride, dilation, lengths)):
+        x[(slice(None), slice(None)) + s] += blocks[:, t].transpose(1, 0, 2, 3, 4)
+    return x
 
 
 class _PatchOp(Op):
@@ -110,21 +162,7 @@ class Im2Col(_PatchOp):
         return Apply(self, [x], [pt.tensor(dtype=x.dtype, shape=(rows, None))])
 
     def perform(self, node, inputs, output_storage) -> None:
-        (x,) = inputs
-        batch, channels = x.shape[:2]
-        lengths = output_lengths(x.shape[2:], self.kernel, self.stride, self.dilation)
-        if min(lengths) < 1:
-            raise ValueError(
-                f"Im2Col: input spatial shape {x.shape[2:]} is smaller than the "
-                f"dilated kernel {self.kernel} (dilation {self.dilation})"
-            )
-        taps = [
-            x[(slice(None), slice(None)) + s]
-            for s in _tap_slices(self.kernel, self.stride, self.dilation, lengths)
-        ]
-        cols = np.stack(taps, axis=2)  # (batch, channels, taps, *lengths)
-        cols = cols.reshape(batch, channels * self.taps, -1).transpose(1, 0, 2)
-        output_storage[0][0] = np.ascontiguousarray(cols.reshape(channels * self.taps, -1))
+        output_storage[0][0] = patches_numpy(inputs[0], self.kernel, self.stride, self.dilation)
 
     def infer_shape(self, node, shapes):
         batch, channels, *spatial = shapes[0]
@@ -165,13 +203,9 @@ class Col2Im(_PatchOp):
 
     def perform(self, node, inputs, output_storage) -> None:
         cols, like = inputs
-        batch, channels, *spatial = like.shape
-        lengths = output_lengths(spatial, self.kernel, self.stride, self.dilation)
-        x = np.zeros(like.shape, dtype=cols.dtype)
-        blocks = cols.reshape(channels, self.taps, batch, *lengths)
-        for t, s in enumerate(_tap_slices(self.kernel, self.stride, self.dilation, lengths)):
-            x[(slice(None), slice(None)) + s] += blocks[:, t].transpose(1, 0, 2, 3, 4)
-        output_storage[0][0] = x
+        output_storage[0][0] = add_patches_numpy(
+            cols, like.shape, self.kernel, self.stride, self.dilation
+        )
 
     def infer_shape(self, node, shapes):
         return [shapes[1]]

@@ -1,0 +1,459 @@
+"""Cross-correlation in cache-sized batch chunks: Numba's kernels for :class:`CorrNd`.
+
+The im2col graph (:func:`plasagne.ops.conv.im2col_corr_nd`) gathers the patches of the
+whole minibatch into one ``(channels * taps, batch * positions)`` matrix before its one
+matrix product; for the post's second convolution on 500 images that matrix holds 102 MB,
+written and read back from main memory by the gather, the product, the scatter of its
+gradient and two layout transposes. The three Ops here do the same arithmetic a few
+examples at a time instead, so each chunk's patches stay in the processor's cache between
+the gather and the product that uses them:
+
+- :class:`ChunkedCorr` ``(x, w) -> out``: per chunk, gather the patches (one row per
+  output position), one product with the filter matrix, rows written out channels first;
+- :class:`ChunkedCorrGradFilters` ``(x, g) -> dw``: per chunk, gather the patches again
+  and add ``g_chunk @ patches`` to the filter gradient;
+- :class:`ChunkedCorrGradInput` ``(w, g, like) -> dx``: per chunk, the patches'
+  gradient ``g_chunk @ w`` added back to the input positions they came from.
+
+All three take five-dimensional ``(batch, channels, d, h, w)`` inputs and filters
+``(num_filters, channels, kd, kh, kw)`` already zero-padded, with the kernel size, stride
+and dilation as Op settings (compiled into the Numba kernels). Each has a numpy
+``perform`` (other backends) and a pullback in terms of the other two, so they
+differentiate to any order.
+
+A rewrite (tag :data:`CHUNKED_CORR_TAG`, and the ``numba`` tag of PyTensor's ``NUMBA``
+mode) swaps every float :class:`~plasagne.ops.corr_op.CorrNd` and
+:class:`~plasagne.ops.corr_op.CorrNdGrad` for them before the fusion pass would inline the
+im2col graph; the input gradient is built only when something uses it (the first layer's
+never is). :func:`plasagne.ops.fast_math.fast_math_mode`, which ``fit`` and ``predict``
+use, includes the tag for Numba; JAX keeps XLA's convolution and the C backend the im2col
+graph.
+
+Examples
+--------
+>>> x = pt.constant(np.arange(5.0).reshape(1, 1, 1, 1, 5))
+>>> w = pt.constant(np.array([1.0, -1.0]).reshape(1, 1, 1, 1, 2))
+>>> ChunkedCorr((1, 1, 2), (1, 1, 1), (1, 1, 1))(x, w).eval().ravel().tolist()
+[-1.0, -1.0, -1.0, -1.0]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytensor.tensor as pt
+from pytensor.compile import optdb
+from pytensor.gradient import disconnected_type
+from pytensor.graph.basic import Apply
+from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
+
+from .conv import pad_spatial
+from .corr_op import CorrNd, CorrNdGrad
+from .im2col import _PatchOp, add_patches_numpy, output_lengths, patches_numpy
+
+__all__ = [
+    "ChunkedCorr",
+    "ChunkedCorrGradFilters",
+    "ChunkedCorrGradInput",
+    "CHUNKED_CORR_TAG",
+    "CHUNK_BYTES",
+]
+
+#: The rewrite's tag: ``mode.including(CHUNKED_CORR_TAG)`` adds it to a Numba mode.
+CHUNKED_CORR_TAG = "chunked_corr"
+
+#: Patch bytes per chunk (about 4 MB: a few chunks fit the 32 MB L3 cache of the
+#: machine the figures in docs/performance.md come from; 1-32 examples per chunk of the
+#: post's second convolution measured within 10% of each other, the whole batch 2x slower)
+CHUNK_BYTES = 4 * 2**20
+
+WIDE_DEPTH = 64
+
+# salt for Numba's on-disk cache keys: bump when a kernel's code changes
+_KERNEL_VERSION = 2
+
+
+def _check_5d(who: str, **tensors: Any) -> None:
+    for name, value in tensors.items():
+        if value.ndim != 5:
+            raise ValueError(
+                f"{who}: {name} must be 5-d (batch or filters, channels, d, h, w), "
+                f"got {value.ndim}-d"
+            )
+
+
+def _as_product_rows(g: np.ndarray) -> np.ndarray:
+    """An output (gradient) as the ``(num_filters, batch * positions)`` im2col product."""
+    return g.transpose(1, 0, 2, 3, 4).reshape(g.shape[1], -1)
+
+
+class ChunkedCorr(_PatchOp):
+    """``out[b, f, p] = sum_{c, t} w[f, c, t] * x[b, c, p * stride + t * dilation]``.
+
+    Examples
+    --------
+    >>> x, w = pt.tensor5("x"), pt.tensor5("w")
+    >>> ChunkedCorr((1, 3, 3), (1, 1, 1), (1, 1, 1))(x, w).type.ndim
+    5
+    """
+
+    def make_node(self, x: Any, w: Any) -> Apply:
+        x, w = pt.as_tensor_variable(x), pt.as_tensor_variable(w)
+        _check_5d("ChunkedCorr", input=x, filters=w)
+        if x.dtype != w.dtype:
+            raise TypeError(f"ChunkedCorr: input {x.dtype} and filters {w.dtype} differ")
+        shape = (x.type.shape[0], w.type.shape[0], None, None, None)
+        return Apply(self, [x, w], [pt.tensor(dtype=x.dtype, shape=shape)])
+
+    def perform(self, node, inputs, output_storage) -> None:
+        x, w = inputs
+        cols = patches_numpy(x, self.kernel, self.stride, self.dilation)
+        lengths = output_lengths(x.shape[2:], self.kernel, self.stride, self.dilation)
+        out = (w.reshape(w.shape[0], -1) @ cols).reshape(w.shape[0], x.shape[0], *lengths)
+        output_storage[0][0] = np.ascontiguousarray(out.transpose(1, 0, 2, 3, 4))
+
+    def infer_shape(self, node, shapes):
+        x_shape, w_shape = shapes
+        lengths = output_lengths(x_shape[2:], self.kernel, self.stride, self.dilation)
+        return [(x_shape[0], w_shape[0], *lengths)]
+
+    def pullback(self, inputs, outputs, cotangents):
+        x, w = inputs
+        (g,) = cotangents
+        settings = (self.kernel, self.stride, self.dilation)
+        return [ChunkedCorrGradInput(*settings)(w, g, x), ChunkedCorrGradFilters(*settings)(x, g)]
+
+
+class ChunkedCorrGradFilters(_PatchOp):
+    """The filter gradient of :class:`ChunkedCorr` given its output's gradient ``g``.
+
+    ``dw[f, c, t] = sum_{b, p} g[b, f, p] * x[b, c, p * stride + t * dilation]``.
+
+    Examples
+    --------
+    >>> x, g = pt.tensor5("x"), pt.tensor5("g")
+    >>> ChunkedCorrGradFilters((1, 3, 3), (1, 1, 1), (1, 1, 1))(x, g).type.ndim
+    5
+    """
+
+    def make_node(self, x: Any, g: Any) -> Apply:
+        x, g = pt.as_tensor_variable(x), pt.as_tensor_variable(g)
+        _check_5d("ChunkedCorrGradFilters", input=x, output_gradient=g)
+        if x.dtype != g.dtype:
+            raise TypeError(
+                f"ChunkedCorrGradFilters: input {x.dtype} and gradient {g.dtype} differ"
+            )
+        shape = (g.type.shape[1], x.type.shape[1], *self.kernel)
+        return Apply(self, [x, g], [pt.tensor(dtype=x.dtype, shape=shape)])
+
+    def perform(self, node, inputs, output_storage) -> None:
+        x, g = inputs
+        cols = patches_numpy(x, self.kernel, self.stride, self.dilation)
+        dw = _as_product_rows(g) @ cols.T
+        output_storage[0][0] = dw.reshape(g.shape[1], x.shape[1], *self.kernel)
+
+    def infer_shape(self, node, shapes):
+        x_shape, g_shape = shapes
+        return [(g_shape[1], x_shape[1], *self.kernel)]
+
+    def pullback(self, inputs, outputs, cotangents):
+        x, g = inputs
+        (dw_bar,) = cotangents
+        settings = (self.kernel, self.stride, self.dilation)
+        return [ChunkedCorrGradInput(*settings)(dw_bar, g, x), ChunkedCorr(*settings)(x, dw_bar)]
+
+
+class ChunkedCorrGradInput(_PatchOp):
+    """The input gradient of :class:`ChunkedCorr`, shaped like ``like`` (the input).
+
+    ``dx[b, c, p * stride + t * dilation] += sum_f g[b, f, p] * w[f, c, t]``; ``like``
+    only lends its shape.
+
+    Examples
+    --------
+    >>> w, g, x = pt.tensor5("w"), pt.tensor5("g"), pt.tensor5("x")
+    >>> ChunkedCorrGradInput((1, 3, 3), (1, 1, 1), (1, 1, 1))(w, g, x).type.ndim
+    5
+    """
+
+    def make_node(self, w: Any, g: Any, like: Any) -> Apply:
+        w, g, like = (pt.as_tensor_variable(v) for v in (w, g, like))
+        _check_5d("ChunkedCorrGradInput", filters=w, output_gradient=g, like=like)
+        if w.dtype != g.dtype:
+            raise TypeError(
+                f"ChunkedCorrGradInput: filters {w.dtype} and gradient {g.dtype} differ"
+            )
+        return Apply(self, [w, g, like], [pt.tensor(dtype=w.dtype, shape=like.type.shape)])
+
+    def perform(self, node, inputs, output_storage) -> None:
+        w, g, like = inputs
+        dcols = w.reshape(w.shape[0], -1).T @ _as_product_rows(g)
+        output_storage[0][0] = add_patches_numpy(
+            dcols, like.shape, self.kernel, self.stride, self.dilation
+        )
+
+    def infer_shape(self, node, shapes):
+        return [shapes[2]]
+
+    def connection_pattern(self, node):
+        return [[True], [True], [False]]
+
+    def pullback(self, inputs, outputs, cotangents):
+        w, g, like = inputs
+        (dx_bar,) = cotangents
+        settings = (self.kernel, self.stride, self.dilation)
+        return [
+            ChunkedCorrGradFilters(*settings)(dx_bar, g),
+            ChunkedCorr(*settings)(dx_bar, w),
+            disconnected_type(),
+        ]
+
+
+def _spatial_5d(x: Any, n: int) -> Any:
+    """Add ``3 - n`` unit spatial axes after the first two axes."""
+    return x.dimshuffle(0, 1, *(["x"] * (3 - n)), *range(2, 2 + n))
+
+
+def _drop_unit_axes(x5: Any, n: int) -> Any:
+    """Undo :func:`_spatial_5d`."""
+    return x5[(slice(None), slice(None)) + (0,) * (3 - n)] if n < 3 else x5
+
+
+@node_rewriter([CorrNd, CorrNdGrad])
+def use_chunked_corr(fgraph: Any, node: Apply) -> Any:
+    """Swap a float :class:`CorrNd` or :class:`CorrNdGrad` for the chunked Ops."""
+    op = node.op
+    dtypes = {v.dtype for v in node.inputs}
+    if len(dtypes) != 1 or dtypes.pop() not in ("float32", "float64"):
+        return None
+    x, w = node.inputs[:2]
+    n = x.ndim - 2
+    if n > 3:
+        return None
+    pad3 = (1,) * (3 - n)
+    settings = (
+        pad3 + op.kernel_shape,
+        pad3 + op.stride,
+        pad3 + op.dilation,
+    )
+    padded = pad_spatial(x, op.pads)
+    x5, w5 = _spatial_5d(padded, n), _spatial_5d(w, n)
+    if isinstance(op, CorrNd):
+        return [_drop_unit_axes(ChunkedCorr(*settings)(x5, w5), n)]
+    g5 = _spatial_5d(node.inputs[2], n)
+    grad_x, grad_w = node.outputs
+    replacements = {grad_w: _drop_unit_axes(ChunkedCorrGradFilters(*settings)(x5, g5), n)}
+    if fgraph.clients.get(grad_x):
+        dx_padded = _drop_unit_axes(ChunkedCorrGradInput(*settings)(w5, g5, x5), n)
+        crop = tuple(slice(a, a + x.shape[2 + i]) for i, (a, _) in enumerate(op.pads))
+        replacements[grad_x] = dx_padded[(slice(None), slice(None)) + crop]
+    return replacements
+
+
+# before the fusion pass (optdb 49), whose first step inlines CorrNd's im2col graph
+optdb.register(
+    "plasagne_use_chunked_corr",
+    dfs_rewriter(use_chunked_corr),
+    CHUNKED_CORR_TAG,
+    "numba",
+    position=48.4,
+)
+
+
+def _numba_kernels(op: _PatchOp, numba_njit: Any) -> tuple:
+    """Gather, scatter and the chunk size for ``op``'s kernel size, stride and dilation.
+
+    Patch rows are output positions (``row = example_in_chunk * positions + position``)
+    and columns ``channel * taps + tap``: each row is written front to back, and the
+    chunk's product with the filter matrix is one GEMM.
+    """
+    kd, kh, kw = op.kernel
+    sd, sh, sw = op.stride
+    dd, dh, dw = op.dilation
+    taps = kd * kh * kw
+
+    @numba_njit
+    def lengths(shape):
+        _, _, d, h, w = shape
+        return (
+            (d - dd * (kd - 1) - 1) // sd + 1,
+            (h - dh * (kh - 1) - 1) // sh + 1,
+            (w - dw * (kw - 1) - 1) // sw + 1,
+        )
+
+    @numba_njit
+    def walk(x, first, count, rows, gather):
+        """Copy patches of examples ``first:first + count`` into ``rows`` (``gather``) or
+        add ``rows`` back into ``x``."""
+        channels = x.shape[1]
+        od, oh, ow = lengths(x.shape)
+        r = 0
+        for b in range(first, first + count):
+            for i in range(od):
+                for j in range(oh):
+                    for k in range(ow):
+                        row = rows[r]
+                        q = 0
+                        for c in range(channels):
+                            for a in range(kd):
+                                z = a * dd + i * sd
+                                for e in range(kh):
+                                    line = x[b, c, z, e * dh + j * sh]
+                                    for f in range(kw):
+                                        if gather:
+                                            row[q] = line[f * dw + k * sw]
+                                        else:
+                                            line[f * dw + k * sw] += row[q]
+                                        q += 1
+                        r += 1
+
+    @numba_njit
+    def chunk_size(shape, itemsize):
+        od, oh, ow = lengths(shape)
+        if min(od, oh, ow) < 1:
+            raise ValueError("chunked correlation: input smaller than the dilated kernel")
+        per_example = od * oh * ow * shape[1] * taps * itemsize
+        return max(1, min(shape[0], CHUNK_BYTES // max(per_example, 1)))
+
+    return lengths, walk, chunk_size, taps
+
+
+def _register_numba() -> None:
+    from pytensor.link.numba.dispatch.basic import (
+        numba_njit,
+        register_funcify_default_op_cache_key,
+    )
+
+    @register_funcify_default_op_cache_key(ChunkedCorr)
+    def numba_chunked_corr(op, node=None, **kwargs):
+        lengths, walk, chunk_size, taps = _numba_kernels(op, numba_njit)
+
+        @numba_njit
+        def chunked_corr(x, w):
+            batch, channels = x.shape[0], x.shape[1]
+            filters = w.shape[0]
+            if w.shape[1] != channels:
+                raise ValueError("ChunkedCorr: filters' channels differ from the input's")
+            od, oh, ow = lengths(x.shape)
+            positions = od * oh * ow
+            depth = channels * taps
+            w_mat = np.ascontiguousarray(w).reshape((filters, depth))
+            w_t = w_mat.T.copy()
+            chunk = chunk_size(x.shape, x.itemsize)
+            rows = np.empty((chunk * positions, depth), dtype=x.dtype)
+            out = np.empty((batch, filters, od, oh, ow), dtype=x.dtype)
+            flat = out.reshape((batch, filters, positions))
+            for first in range(0, batch, chunk):
+                count = min(chunk, batch - first)
+                used = rows[: count * positions]
+                walk(x, first, count, used, True)
+                if depth < WIDE_DEPTH:  # (filters, count * positions)
+                    product = np.dot(w_mat, used.T)
+                    for b in range(count):
+                        target = flat[first + b]
+                        start = b * positions
+                        for f in range(filters):
+                            source = product[f]
+                            for p in range(positions):
+                                target[f, p] = source[start + p]
+                else:  # (count * positions, filters)
+                    product = np.dot(used, w_t)
+                    for b in range(count):
+                        target = flat[first + b]
+                        start = b * positions
+                        for p in range(positions):
+                            source = product[start + p]
+                            for f in range(filters):
+                                target[f, p] = source[f]
+            return out
+
+        return chunked_corr, _KERNEL_VERSION
+
+    @register_funcify_default_op_cache_key(ChunkedCorrGradFilters)
+    def numba_chunked_corr_grad_filters(op, node=None, **kwargs):
+        lengths, walk, chunk_size, taps = _numba_kernels(op, numba_njit)
+        kd, kh, kw = op.kernel
+
+        @numba_njit
+        def chunked_corr_grad_filters(x, g):
+            batch, channels = x.shape[0], x.shape[1]
+            filters = g.shape[1]
+            od, oh, ow = lengths(x.shape)
+            if g.shape[0] != batch or g.shape[2:] != (od, oh, ow):
+                raise ValueError("ChunkedCorrGradFilters: gradient does not match the output")
+            positions = od * oh * ow
+            depth = channels * taps
+            chunk = chunk_size(x.shape, x.itemsize)
+            rows = np.empty((chunk * positions, depth), dtype=x.dtype)
+            dw = np.zeros((filters, depth), dtype=x.dtype)
+            if depth < WIDE_DEPTH:  # one product per example with its gradient as it is
+                g_mats = np.ascontiguousarray(g).reshape((batch, filters, positions))
+                for first in range(0, batch, chunk):
+                    count = min(chunk, batch - first)
+                    used = rows[: count * positions]
+                    walk(x, first, count, used, True)
+                    for b in range(count):
+                        dw += np.dot(g_mats[first + b], used[b * positions : (b + 1) * positions])
+                return dw.reshape((filters, channels, kd, kh, kw))
+            g_rows = np.empty((filters, chunk * positions), dtype=x.dtype)
+            for first in range(0, batch, chunk):
+                count = min(chunk, batch - first)
+                if count < chunk:  # the last, shorter chunk: fresh contiguous buffers
+                    g_rows = np.empty((filters, count * positions), dtype=x.dtype)
+                used = rows[: count * positions]
+                walk(x, first, count, used, True)
+                for b in range(count):
+                    for f in range(filters):
+                        source = g[first + b, f]
+                        target = g_rows[f]
+                        p = b * positions
+                        for i in range(od):
+                            for j in range(oh):
+                                for k in range(ow):
+                                    target[p] = source[i, j, k]
+                                    p += 1
+                dw += np.dot(g_rows, used)
+            return dw.reshape((filters, channels, kd, kh, kw))
+
+        return chunked_corr_grad_filters, _KERNEL_VERSION
+
+    @register_funcify_default_op_cache_key(ChunkedCorrGradInput)
+    def numba_chunked_corr_grad_input(op, node=None, **kwargs):
+        lengths, walk, chunk_size, taps = _numba_kernels(op, numba_njit)
+
+        @numba_njit
+        def chunked_corr_grad_input(w, g, like):
+            batch, channels = like.shape[0], like.shape[1]
+            filters = w.shape[0]
+            od, oh, ow = lengths(like.shape)
+            if g.shape[0] != batch or g.shape[1] != filters or g.shape[2:] != (od, oh, ow):
+                raise ValueError("ChunkedCorrGradInput: gradient does not match the output")
+            positions = od * oh * ow
+            depth = channels * taps
+            w_mat = np.ascontiguousarray(w).reshape((filters, depth))
+            chunk = chunk_size(like.shape, w.itemsize)
+            g_rows = np.empty((chunk * positions, filters), dtype=w.dtype)
+            dx = np.zeros(like.shape, dtype=w.dtype)
+            for first in range(0, batch, chunk):
+                count = min(chunk, batch - first)
+                for b in range(count):
+                    for f in range(filters):
+                        source = g[first + b, f]
+                        p = b * positions
+                        for i in range(od):
+                            for j in range(oh):
+                                for k in range(ow):
+                                    g_rows[p, f] = source[i, j, k]
+                                    p += 1
+                patch_grads = np.dot(g_rows[: count * positions], w_mat)
+                walk(dx, first, count, patch_grads, False)
+            return dx
+
+        return chunked_corr_grad_input, _KERNEL_VERSION
+
+
+try:
+    _register_numba()
+except ImportError:  # pragma: no cover - numba is optional for PyTensor
+    pass
