@@ -184,9 +184,11 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
     -------
     Mode
         ``mode`` including the ``fast_float32_math`` rewrite, the fast float32 normal
-        draws (``fast_float32_normal``, :mod:`plasagne.ops.fast_random`) and the late
-        removal of sums over length-one axes (:mod:`plasagne.ops.graph_cleanup`) if its
-        linker is Numba's, otherwise ``mode`` itself.
+        draws (``fast_float32_normal``, :mod:`plasagne.ops.fast_random`), the late
+        removal of sums over length-one axes (:mod:`plasagne.ops.graph_cleanup`) and the
+        chunked correlation kernels (``chunked_corr``, :mod:`plasagne.ops.chunked_corr`;
+        PyTensor's ``NUMBA`` mode has them already) if its linker is Numba's, otherwise
+        ``mode`` itself.
 
     Examples
     --------
@@ -197,6 +199,7 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
     """
     from pytensor.link.numba.linker import NumbaLinker
 
+    from .chunked_corr import CHUNKED_CORR_TAG
     from .fast_random import FAST_NORMAL_TAG
     from .fast_random import register_numba as register_fast_normal
     from .graph_cleanup import LATE_REDUCE_TAG
@@ -205,7 +208,9 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
     if isinstance(resolved.linker, NumbaLinker):
         _register_numba()
         register_fast_normal()
-        return resolved.including(FAST_MATH_TAG, FAST_NORMAL_TAG, LATE_REDUCE_TAG)
+        return resolved.including(
+            FAST_MATH_TAG, FAST_NORMAL_TAG, LATE_REDUCE_TAG, CHUNKED_CORR_TAG
+        )
     return resolved
 
 
