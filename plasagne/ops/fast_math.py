@@ -208,9 +208,7 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
     if isinstance(resolved.linker, NumbaLinker):
         _register_numba()
         register_fast_normal()
-        return resolved.including(
-            FAST_MATH_TAG, FAST_NORMAL_TAG, LATE_REDUCE_TAG, CHUNKED_CORR_TAG
-        )
+        return resolved.including(FAST_MATH_TAG, FAST_NORMAL_TAG, LATE_REDUCE_TAG, CHUNKED_CORR_TAG)
     return resolved
 
 
