@@ -1,9 +1,11 @@
 """The numerical kernels behind the layers, one internal function per operation.
 
 Layers never build convolution or pooling arithmetic themselves: they call
-:func:`plasagne.ops.conv.corr_nd` and :func:`plasagne.ops.pool.pool_nd`. Both are written
-as plain PyTensor graphs (slices, one matrix product, reshapes), so they differentiate and
-compile on every backend (Numba, C, JAX). A faster kernel replaces one of them in one place.
+:func:`plasagne.ops.conv.corr_nd` and :func:`plasagne.ops.pool.pool_nd`. ``corr_nd`` builds
+one ``CorrNd`` node around the im2col graph, which each backend computes its own way
+(chunked Numba kernels, the im2col graph on C, XLA's convolution on JAX); ``pool_nd`` is a
+plain graph of strided slices. Both differentiate and compile on every backend. A faster
+kernel replaces one of them in one place.
 """
 
 from .jax_dtypes import keep_declared_dtypes

@@ -24,8 +24,9 @@ and a JAX implementation; its gradient is its adjoint :class:`~plasagne.ops.im2c
 ``prod(kernel)`` strided slices instead (the first version) cost a stack of slices forward
 and one full-size ``inc_subtensor`` per tap backward. That graph is
 :func:`im2col_corr_nd`; :func:`corr_nd`, what the layers call, wraps it as one
-:class:`~plasagne.ops.corr_op.CorrNd` node, which optimising Numba and C modes inline
-(compiling exactly the im2col graph) and JAX runs as ``lax.conv_general_dilated``.
+:class:`~plasagne.ops.corr_op.CorrNd` node, which Numba modes compute with the chunked
+kernels of :mod:`plasagne.ops.chunked_corr`, the optimising C mode inlines (compiling
+exactly the im2col graph) and JAX runs as ``lax.conv_general_dilated``.
 :func:`corr_nd_transpose` (the gradient of :func:`corr_nd` with respect to its input, used
 by the transposed convolution layers) is written on top of :func:`corr_nd`.
 
@@ -206,8 +207,9 @@ def corr_nd(
     """The layers' cross-correlation: :func:`im2col_corr_nd` as one ``CorrNd`` node.
 
     Same arguments and values as :func:`im2col_corr_nd`, built by
-    :func:`plasagne.ops.corr_op.corr_nd_op`: optimising Numba and C modes inline the node
-    and compile the im2col graph itself; JAX keeps it and runs XLA's own convolution.
+    :func:`plasagne.ops.corr_op.corr_nd_op`: Numba modes run it as the chunked kernels of
+    :mod:`plasagne.ops.chunked_corr`, the optimising C mode inlines the node and compiles
+    the im2col graph itself; JAX keeps it and runs XLA's own convolution.
 
     Examples
     --------

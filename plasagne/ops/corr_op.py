@@ -2,10 +2,12 @@
 
 :func:`corr_nd_op` computes exactly what :func:`plasagne.ops.conv.im2col_corr_nd` computes,
 but as a single :class:`CorrNd` node (a PyTensor ``FusibleSymbolicOp``) whose inner graph is that
-im2col graph, with its gradient another single node, :class:`CorrNdGrad`. Optimising modes
-of the other backends (Numba, C) inline both at fusion time and merge what they share, so
-they compile exactly the im2col graph (one patch matrix for the output and the filter
-gradient); JAX, which skips fusion, keeps the nodes and runs
+im2col graph, with its gradient another single node, :class:`CorrNdGrad`. Numba modes
+swap both for the chunked kernels of :mod:`plasagne.ops.chunked_corr` (same values, the
+patches gathered a few examples at a time); the optimising C mode inlines both at fusion
+time and merges what they share, so it compiles exactly the im2col graph (one patch
+matrix for the output and the filter gradient); JAX, which skips fusion, keeps the nodes
+and runs
 ``jax.lax.conv_general_dilated`` and its ``jax.vjp``, which XLA compiles to its own
 convolution (cuDNN on a GPU) instead of a gather of patches.
 
