@@ -13,5 +13,5 @@ from .jax_dtypes import keep_declared_dtypes
 # JAX-compiled float32 graphs stay float32 (see jax_dtypes); without JAX this does nothing
 keep_declared_dtypes()
 
-# registers the rewrite that gives Numba the chunked correlation kernels
-from . import chunked_corr  # noqa: E402, F401
+# register the rewrites that give Numba the chunked correlation and max-pool kernels
+from . import chunked_corr, pool_op  # noqa: E402, F401

@@ -186,9 +186,10 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
         ``mode`` including the ``fast_float32_math`` rewrite, the fast float32 normal
         draws (``fast_float32_normal``, :mod:`plasagne.ops.fast_random`), the late
         removal of sums over length-one axes (:mod:`plasagne.ops.graph_cleanup`) and the
-        chunked correlation kernels (``chunked_corr``, :mod:`plasagne.ops.chunked_corr`;
-        PyTensor's ``NUMBA`` mode has them already) if its linker is Numba's, otherwise
-        ``mode`` itself.
+        chunked correlation and max-pool kernels (``chunked_corr``,
+        :mod:`plasagne.ops.chunked_corr`; ``max_pool_kernel``, :mod:`plasagne.ops.pool_op`;
+        PyTensor's ``NUMBA`` mode has these two already) if its linker is Numba's,
+        otherwise ``mode`` itself.
 
     Examples
     --------
@@ -203,12 +204,15 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
     from .fast_random import FAST_NORMAL_TAG
     from .fast_random import register_numba as register_fast_normal
     from .graph_cleanup import LATE_REDUCE_TAG
+    from .pool_op import MAX_POOL_KERNEL_TAG
 
     resolved = get_mode(mode)
     if isinstance(resolved.linker, NumbaLinker):
         _register_numba()
         register_fast_normal()
-        return resolved.including(FAST_MATH_TAG, FAST_NORMAL_TAG, LATE_REDUCE_TAG, CHUNKED_CORR_TAG)
+        return resolved.including(
+            FAST_MATH_TAG, FAST_NORMAL_TAG, LATE_REDUCE_TAG, CHUNKED_CORR_TAG, MAX_POOL_KERNEL_TAG
+        )
     return resolved
 
 
