@@ -51,7 +51,7 @@ from pytensor.graph.op import Op
 from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 from pytensor.tensor.symbolic import FusibleSymbolicOp
 
-from .pool import pool_graph, pool_output_length
+from .pool import _out_length, pool_graph, pool_output_length
 
 __all__ = [
     "MaxPoolNd",
@@ -136,16 +136,17 @@ class MaxPoolNdGrad(_PoolSettings, FusibleSymbolicOp):
 # ---------------------------------------------------------------------- kernel Ops
 
 
-def _padded_lengths(pool_size: tuple, spatial: tuple, op: Any) -> tuple:
+def _output_lengths(op: Any, spatial: tuple) -> tuple:
+    """Windows along each pooled axis of an input with spatial shape ``spatial``."""
     return tuple(
         pool_output_length(length, size, stride, pad, op.ignore_border)
-        for length, size, stride, pad in zip(spatial, pool_size, op.stride, op.pad)
+        for length, size, stride, pad in zip(spatial, op.pool_size, op.stride, op.pad)
     )
 
 
 def _windows(op: Any, spatial: tuple):
     """Yield ``(output index, tuple of input slices)`` for every window, clipped to the input."""
-    lengths = _padded_lengths(op.pool_size, spatial, op)
+    lengths = _output_lengths(op, spatial)
     for index in np.ndindex(*lengths):
         yield (
             index,
@@ -166,7 +167,7 @@ class _KernelSettings(_PoolSettings):
             )
 
     def out_shape(self, shape: tuple) -> tuple:
-        return (shape[0], *_padded_lengths(self.pool_size, tuple(shape[1:]), self))
+        return (shape[0], *_output_lengths(self, tuple(shape[1:])))
 
 
 def _check_4d(who: str, **tensors: Any) -> None:
@@ -207,7 +208,7 @@ class MaxPoolKernel(_KernelSettings, Op):
     def infer_shape(self, node, shapes):
         (shape,) = shapes
         lengths = [
-            pool_output_length_symbolic(length, size, stride, pad, self.ignore_border)
+            _out_length(length, size, stride, pad, self.ignore_border)
             for length, size, stride, pad in zip(shape[1:], self.pool_size, self.stride, self.pad)
         ]
         return [(shape[0], *lengths)]
@@ -260,23 +261,6 @@ class MaxPoolKernelGrad(_KernelSettings, Op):
 
     def infer_shape(self, node, shapes):
         return [shapes[0]]
-
-
-def pool_output_length_symbolic(
-    length: Any, size: int, stride: int, pad: int, ignore_border: bool
-) -> Any:
-    """:func:`plasagne.ops.pool.pool_output_length` on a symbolic length.
-
-    Examples
-    --------
-    >>> int(pool_output_length_symbolic(pt.constant(7), 2, 2, 0, False).eval())
-    4
-    """
-    if ignore_border:
-        return (length + 2 * pad - size) // stride + 1
-    if stride >= size:
-        return (length + stride - 1) // stride
-    return pt.maximum(0, (length - size + stride - 1) // stride) + 1
 
 
 # ---------------------------------------------------------------------- the rewrite
