@@ -189,7 +189,9 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
         chunked correlation and max-pool kernels (``chunked_corr``,
         :mod:`plasagne.ops.chunked_corr`; ``max_pool_kernel``, :mod:`plasagne.ops.pool_op`;
         PyTensor's ``NUMBA`` mode has these two already) if its linker is Numba's,
-        otherwise ``mode`` itself.
+        otherwise ``mode`` itself. PyTensor's own ``NumbaLinker`` becomes
+        :class:`plasagne.ops.numba_linker.DirectNumbaLinker` (the same code, compiled
+        once instead of twice on a cold cache); a subclass of it is kept.
 
     Examples
     --------
@@ -204,15 +206,19 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
     from .fast_random import FAST_NORMAL_TAG
     from .fast_random import register_numba as register_fast_normal
     from .graph_cleanup import LATE_REDUCE_TAG
+    from .numba_linker import DirectNumbaLinker
     from .pool_op import MAX_POOL_KERNEL_TAG
 
     resolved = get_mode(mode)
     if isinstance(resolved.linker, NumbaLinker):
         _register_numba()
         register_fast_normal()
-        return resolved.including(
+        included = resolved.including(
             FAST_MATH_TAG, FAST_NORMAL_TAG, LATE_REDUCE_TAG, CHUNKED_CORR_TAG, MAX_POOL_KERNEL_TAG
         )
+        if type(resolved.linker) is NumbaLinker:  # a user's own subclass stays as given
+            return Mode(linker=DirectNumbaLinker(), optimizer=included.provided_optimizer)
+        return included
     return resolved
 
 

@@ -74,12 +74,14 @@ def resolve_mode(mode: str | Mode | None) -> Mode:
     ``"fast_compile"``, ``"fast_run"``, any other PyTensor mode name, or a Mode. A name
     (or None) that compiles with Numba gets plasagne's vectorised float32 ``tanh``,
     ``softplus``, ``sigmoid``, ``exp`` and ``log`` kernels
-    (:func:`plasagne.ops.fast_math.fast_math_mode`); a Mode object is used as given.
+    (:func:`plasagne.ops.fast_math.fast_math_mode`, which also compiles the graph function
+    without PyTensor's extra cached wrapper: :mod:`plasagne.ops.numba_linker`); a Mode
+    object is used as given.
 
     Examples
     --------
     >>> resolve_mode("numba").linker.__class__.__name__
-    'NumbaLinker'
+    'DirectNumbaLinker'
     >>> "fast_float32_math" in resolve_mode("numba").provided_optimizer.include
     True
     >>> "fast_float32_math" in resolve_mode("jax").provided_optimizer.include
