@@ -155,10 +155,16 @@ def test_make_node_names_the_op_and_what_is_wrong():
     settings_3d = ((1, 1, 2), (1, 1, 1), (1, 1, 1))
     with pytest.raises(ValueError, match="ChunkedCorr: input must be 5-d"):
         ChunkedCorr(*settings_3d)(pt.tensor4(), pt.tensor5())
-    with pytest.raises(TypeError, match="ChunkedCorrGradFilters: input float32"):
+    with pytest.raises(
+        TypeError, match="ChunkedCorrGradFilters: input float32 and output_gradient float64"
+    ):
         ChunkedCorrGradFilters(*settings_3d)(
             pt.tensor5(dtype="float32"), pt.tensor5(dtype="float64")
         )
+    with pytest.raises(TypeError, match="ChunkedCorr: input float64 and filters float32"):
+        ChunkedCorr(*settings_3d)(pt.tensor5(dtype="float64"), pt.tensor5(dtype="float32"))
+    with pytest.raises(ValueError, match="ChunkedCorrGradInput: like must be 5-d"):
+        ChunkedCorrGradInput(*settings_3d)(pt.tensor5(), pt.tensor5(), pt.tensor4())
 
 
 def correlation_graph(n, dtype="float64", need_input_gradient=True):

@@ -50,7 +50,13 @@ from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 
 from .conv import pad_spatial
 from .corr_op import CorrNd, CorrNdGrad
-from .im2col import _PatchOp, add_patches_numpy, output_lengths, patches_numpy
+from .im2col import (
+    _PatchOp,
+    add_patches_numpy,
+    numba_output_lengths,
+    output_lengths,
+    patches_numpy,
+)
 
 __all__ = [
     "ChunkedCorr",
@@ -74,13 +80,17 @@ WIDE_DEPTH = 64
 _KERNEL_VERSION = 2
 
 
-def _check_5d(who: str, **tensors: Any) -> None:
+def _check_operands(who: str, **tensors: Any) -> None:
+    """Every operand 5-d, and the first two (the product's factors) of one dtype."""
     for name, value in tensors.items():
         if value.ndim != 5:
             raise ValueError(
                 f"{who}: {name} must be 5-d (batch or filters, channels, d, h, w), "
                 f"got {value.ndim}-d"
             )
+    (a_name, a), (b_name, b) = list(tensors.items())[:2]
+    if a.dtype != b.dtype:
+        raise TypeError(f"{who}: {a_name} {a.dtype} and {b_name} {b.dtype} differ")
 
 
 def _as_product_rows(g: np.ndarray) -> np.ndarray:
@@ -100,9 +110,7 @@ class ChunkedCorr(_PatchOp):
 
     def make_node(self, x: Any, w: Any) -> Apply:
         x, w = pt.as_tensor_variable(x), pt.as_tensor_variable(w)
-        _check_5d("ChunkedCorr", input=x, filters=w)
-        if x.dtype != w.dtype:
-            raise TypeError(f"ChunkedCorr: input {x.dtype} and filters {w.dtype} differ")
+        _check_operands("ChunkedCorr", input=x, filters=w)
         shape = (x.type.shape[0], w.type.shape[0], None, None, None)
         return Apply(self, [x, w], [pt.tensor(dtype=x.dtype, shape=shape)])
 
@@ -139,11 +147,7 @@ class ChunkedCorrGradFilters(_PatchOp):
 
     def make_node(self, x: Any, g: Any) -> Apply:
         x, g = pt.as_tensor_variable(x), pt.as_tensor_variable(g)
-        _check_5d("ChunkedCorrGradFilters", input=x, output_gradient=g)
-        if x.dtype != g.dtype:
-            raise TypeError(
-                f"ChunkedCorrGradFilters: input {x.dtype} and gradient {g.dtype} differ"
-            )
+        _check_operands("ChunkedCorrGradFilters", input=x, output_gradient=g)
         shape = (g.type.shape[1], x.type.shape[1], *self.kernel)
         return Apply(self, [x, g], [pt.tensor(dtype=x.dtype, shape=shape)])
 
@@ -179,11 +183,7 @@ class ChunkedCorrGradInput(_PatchOp):
 
     def make_node(self, w: Any, g: Any, like: Any) -> Apply:
         w, g, like = (pt.as_tensor_variable(v) for v in (w, g, like))
-        _check_5d("ChunkedCorrGradInput", filters=w, output_gradient=g, like=like)
-        if w.dtype != g.dtype:
-            raise TypeError(
-                f"ChunkedCorrGradInput: filters {w.dtype} and gradient {g.dtype} differ"
-            )
+        _check_operands("ChunkedCorrGradInput", filters=w, output_gradient=g, like=like)
         return Apply(self, [w, g, like], [pt.tensor(dtype=w.dtype, shape=like.type.shape)])
 
     def perform(self, node, inputs, output_storage) -> None:
@@ -272,15 +272,7 @@ def _numba_kernels(op: _PatchOp, numba_njit: Any) -> tuple:
     sd, sh, sw = op.stride
     dd, dh, dw = op.dilation
     taps = kd * kh * kw
-
-    @numba_njit
-    def lengths(shape):
-        _, _, d, h, w = shape
-        return (
-            (d - dd * (kd - 1) - 1) // sd + 1,
-            (h - dh * (kh - 1) - 1) // sh + 1,
-            (w - dw * (kw - 1) - 1) // sw + 1,
-        )
+    lengths = numba_output_lengths(op, numba_njit)
 
     @numba_njit
     def walk(x, first, count, rows, gather):

@@ -42,6 +42,7 @@ __all__ = [
     "im2col",
     "col2im",
     "output_lengths",
+    "numba_output_lengths",
     "patches_numpy",
     "add_patches_numpy",
 ]
@@ -287,6 +288,44 @@ def col2im(
 _WALK_VERSION = 2
 
 
+def numba_output_lengths(op: _PatchOp, numba_njit: Any) -> Any:
+    """``output_lengths`` for ``op``'s settings as a Numba function of a 5-d shape.
+
+    Parameters
+    ----------
+    op : Im2Col, Col2Im or another Op with 3-tuples ``kernel``, ``stride``, ``dilation``
+    numba_njit : callable
+        The decorator to compile with: PyTensor's ``numba_njit`` inside kernels (passed in:
+        importing Numba's dispatch is slow), or ``numba.njit``.
+
+    Returns
+    -------
+    callable
+        ``lengths(shape) -> (od, oh, ow)`` for a shape ``(batch, channels, d, h, w)``.
+
+    Examples
+    --------
+    >>> from numba import njit  # PyTensor's numba_njit builds functions only Numba can call
+    >>> lengths = numba_output_lengths(Im2Col((1, 5, 5), (1, 1, 1), (1, 1, 1)), njit)
+    >>> lengths((500, 1, 1, 28, 28))
+    (1, 24, 24)
+    """
+    kd, kh, kw = op.kernel
+    sd, sh, sw = op.stride
+    dd, dh, dw = op.dilation
+
+    @numba_njit
+    def lengths(shape):
+        _, _, d, h, w = shape
+        return (
+            (d - dd * (kd - 1) - 1) // sd + 1,
+            (h - dh * (kh - 1) - 1) // sh + 1,
+            (w - dw * (kw - 1) - 1) // sw + 1,
+        )
+
+    return lengths
+
+
 def _numba_walk(op: _PatchOp, numba_njit: Any) -> Any:
     """A Numba loop over every (patch entry, input position) pair of ``op``'s settings.
 
@@ -303,16 +342,7 @@ def _numba_walk(op: _PatchOp, numba_njit: Any) -> Any:
     sd, sh, sw = op.stride
     dd, dh, dw = op.dilation
     taps = kd * kh * kw
-
-    @numba_njit
-    def lengths(shape):
-        """Output positions along d, h, w (``output_lengths`` inside Numba)."""
-        _, _, d, h, w = shape
-        return (
-            (d - dd * (kd - 1) - 1) // sd + 1,
-            (h - dh * (kh - 1) - 1) // sh + 1,
-            (w - dw * (kw - 1) - 1) // sw + 1,
-        )
+    lengths = numba_output_lengths(op, numba_njit)
 
     @numba_njit
     def walk(x, cols, gather):

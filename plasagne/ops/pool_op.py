@@ -387,11 +387,17 @@ def _register_numba() -> None:
             return max(start, 0), min(start + size, length)
 
         @numba_njit
-        def clipped_maximum(x, b, i, j, k, shape):
+        def clipped_window(i, j, k, shape):
+            """Bounds ``za, zb, ya, yb, ca, cb`` of window ``(i, j, k)`` inside the input."""
             _, d, h, w = shape
             za, zb = clipped(i, sd, pd, kd, d)
             ya, yb = clipped(j, sh, ph, kh, h)
             ca, cb = clipped(k, sw, pw, kw, w)
+            return za, zb, ya, yb, ca, cb
+
+        @numba_njit
+        def clipped_maximum(x, b, i, j, k, shape):
+            za, zb, ya, yb, ca, cb = clipped_window(i, j, k, shape)
             top = x[b, za, ya, ca]
             for c in range(ca, cb):
                 for y in range(ya, yb):
@@ -462,10 +468,7 @@ def _register_numba() -> None:
         @numba_njit
         def to_clipped(x, g, dx, b, i, j, k, assign):
             """A clipped window's gradient to its first maximum."""
-            _, d, h, w = x.shape
-            za, zb = clipped(i, sd, pd, kd, d)
-            ya, yb = clipped(j, sh, ph, kh, h)
-            ca, cb = clipped(k, sw, pw, kw, w)
+            za, zb, ya, yb, ca, cb = clipped_window(i, j, k, x.shape)
             top = x[b, za, ya, ca]
             best_z, best_y, best_c = za, ya, ca
             for c in range(ca, cb):
