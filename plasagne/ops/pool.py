@@ -17,7 +17,9 @@ whole MNIST CNN training step (batch 500, Numba) the two were equal (0.40 s CPU 
 :func:`pool_graph` builds that graph. :func:`pool_nd`, what the layers call, builds average
 pooling as that graph and max pooling as one :class:`~plasagne.ops.pool_op.MaxPoolNd` node
 around it, which Numba modes compute with direct window kernels and every other optimising
-mode replaces by the graph before its first rewrites (:mod:`plasagne.ops.pool_op`).
+mode replaces by the graph before its first rewrites (:mod:`plasagne.ops.pool_op`). A max
+pool of a non-decreasing activation of ``z`` plus a per-channel term pools ``z`` first and
+applies the rest to the pooled map (:mod:`plasagne.ops.pool_first`).
 
 To use a faster kernel, replace :func:`pool_nd` (keeping its signature); the layers in
 :mod:`plasagne.layers.pool` call nothing else for window pooling.
@@ -218,11 +220,11 @@ def pool_nd(
     if x.ndim < n:
         raise ValueError(f"pool_nd: cannot pool {n} axes of a {x.ndim}-dimensional input")
     if mode == "max":
+        from .pool_first import pool_first
         from .pool_op import MaxPoolNd
 
-        return MaxPoolNd(pool_size=pool_size, stride=stride, pad=pad, ignore_border=ignore_border)(
-            x
-        )
+        op = MaxPoolNd(pool_size=pool_size, stride=stride, pad=pad, ignore_border=ignore_border)
+        return pool_first(x, n, op)
     return pool_graph(x, pool_size, stride, pad, ignore_border, mode)
 
 
