@@ -59,8 +59,8 @@ def pool_first(x: Any, n_pooled: int, pool: Callable[[Any], Any]) -> Any:
     >>> b = pt.vector("b")
     >>> x = pt.maximum(z + b.dimshuffle("x", 0, "x", "x"), 0.0)
     >>> out = pool_first(x, 2, lambda v: v[:, :, ::2, ::2])
-    >>> out.owner.op.scalar_op  # the maximum with zero now comes last
-    maximum
+    >>> type(out.owner.op.scalar_op).__name__  # the maximum with zero now comes last
+    'Maximum'
     """
     steps = []
     core = x
