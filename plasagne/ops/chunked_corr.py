@@ -77,7 +77,7 @@ CHUNK_BYTES = 4 * 2**20
 WIDE_DEPTH = 64
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 2
+_KERNEL_VERSION = 3
 
 
 def _check_operands(who: str, **tensors: Any) -> None:

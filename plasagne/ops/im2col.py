@@ -285,7 +285,7 @@ def col2im(
 
 
 # salt for Numba's on-disk cache keys: bump when the walk's code changes
-_WALK_VERSION = 2
+_WALK_VERSION = 3
 
 
 def numba_output_lengths(op: _PatchOp, numba_njit: Any) -> Any:

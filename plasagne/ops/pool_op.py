@@ -65,7 +65,7 @@ __all__ = [
 MAX_POOL_KERNEL_TAG = "max_pool_kernel"
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 8
+_KERNEL_VERSION = 9
 
 
 class _PoolSettings:
@@ -387,6 +387,16 @@ def _register_numba() -> None:
             return max(start, 0), min(start + size, length)
 
         @numba_njit
+        def layout(shape):
+            """Output lengths and, per axis, the output range whose windows lie inside."""
+            _, d, h, w = shape
+            od, oh, ow = lengths(shape)
+            i_low, i_high = interior(sd, pd, kd, d, od)
+            j_low, j_high = interior(sh, ph, kh, h, oh)
+            k_low, k_high = interior(sw, pw, kw, w, ow)
+            return od, oh, ow, i_low, i_high, j_low, j_high, k_low, k_high
+
+        @numba_njit
         def clipped_window(i, j, k, shape):
             """Bounds ``za, zb, ya, yb, ca, cb`` of window ``(i, j, k)`` inside the input."""
             _, d, h, w = shape
@@ -408,11 +418,8 @@ def _register_numba() -> None:
 
         @numba_njit
         def forward(x, out):
-            n, d, h, w = x.shape
-            od, oh, ow = lengths(x.shape)
-            i_low, i_high = interior(sd, pd, kd, d, od)
-            j_low, j_high = interior(sh, ph, kh, h, oh)
-            k_low, k_high = interior(sw, pw, kw, w, ow)
+            n = x.shape[0]
+            od, oh, ow, i_low, i_high, j_low, j_high, k_low, k_high = layout(x.shape)
             for b in range(n):
                 for i in range(od):
                     z0 = i * sd - pd
@@ -488,11 +495,8 @@ def _register_numba() -> None:
             order, the strided-slice graph's recipient on ties. With ``assign`` (windows
             that tile the input, ``dx`` uninitialised) every position is written once;
             otherwise gradients are added to a zeroed ``dx``."""
-            n, d, h, w = x.shape
-            od, oh, ow = lengths(x.shape)
-            i_low, i_high = interior(sd, pd, kd, d, od)
-            j_low, j_high = interior(sh, ph, kh, h, oh)
-            k_low, k_high = interior(sw, pw, kw, w, ow)
+            n = x.shape[0]
+            od, oh, ow, i_low, i_high, j_low, j_high, k_low, k_high = layout(x.shape)
             for b in range(n):
                 for i in range(od):
                     for j in range(oh):
