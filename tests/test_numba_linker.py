@@ -88,3 +88,16 @@ def test_graph_function_is_cached_between_processes(tmp_path):
     assert (runs[1]["hits"], runs[1]["misses"]) == (1, 0)  # loaded from the disk cache
     names = [p.name for p in (tmp_path / "numba").iterdir()]
     assert any("numba_funcified_fgraph" in n and n.startswith("string.") for n in names), names
+
+
+def test_direct_linker_without_numba_cache():
+    inputs, outputs = _graph()
+    with pytensor.config.change_flags(numba__cache=False):
+        f = pytensor.function(
+            inputs, outputs, mode=Mode(linker=DirectNumbaLinker(), optimizer="fast_run")
+        )
+    x = np.arange(6.0).reshape(2, 3) / 10
+    w = np.ones((3, 4))
+    h = np.tanh(x @ w + 1.0)
+    np.testing.assert_allclose(f(x, w)[0], h.sum(axis=0), rtol=1e-12)
+    assert type(f.vm.jit_fn._cache).__name__ == "NullCache"  # Numba writes no cache entry
