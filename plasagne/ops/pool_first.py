@@ -50,7 +50,7 @@ def pool_first(x: Any, n_pooled: int, pool: Callable[[Any], Any]) -> Any:
         ``pool(x)``, computed as ``f(pool(z))`` when ``x = f(z)`` for a chain ``f`` of
         non-decreasing elementwise steps whose other operands are constant over the
         pooled axes (broadcastable there): adding or subtracting such a term, taking the
-        maximum or minimum with it, multiplying or dividing by a non-negative constant,
+        maximum or minimum with it, multiplying or dividing by a positive constant,
         and ``tanh``, ``sigmoid``, ``softplus``, ``exp``.
 
     Examples
@@ -77,9 +77,10 @@ def _window_constant(v: Any, n_pooled: int) -> bool:
     return all(v.type.broadcastable[-n_pooled:])
 
 
-def _non_negative_constant(v: Any) -> bool:
+def _positive_constant(v: Any) -> bool:
+    """A constant above zero (zero would turn infinities into NaN on one side only)."""
     try:
-        return bool(np.all(pt.get_underlying_scalar_constant_value(v) >= 0))
+        return bool(np.all(pt.get_underlying_scalar_constant_value(v) > 0))
     except NotScalarConstantError:
         return False
 
@@ -94,9 +95,9 @@ def _non_decreasing_in(scalar_op: Any, k: int, inputs: list) -> bool:
         return k == 0
     others = [v for i, v in enumerate(inputs) if i != k]
     if isinstance(scalar_op, ps.Mul):
-        return all(_non_negative_constant(v) for v in others)
+        return all(_positive_constant(v) for v in others)
     if isinstance(scalar_op, ps.TrueDiv):
-        return k == 0 and _non_negative_constant(inputs[1])
+        return k == 0 and _positive_constant(inputs[1])
     return False
 
 
