@@ -258,3 +258,38 @@ def test_checkpoint_settings_are_checked_by_name_with_defaults_for_older_files(t
             load_checkpoint(
                 path, target, expected=expected, defaults={"reparameterization": "weights"}
             )
+
+
+@pytest.mark.backend
+def test_numba_cnn_fit_matches_default_mode():
+    """The CNN's Numba step (chunked correlation, max-pool kernels, pooling before the
+    activation, DirectNumbaLinker) against the reference mode's, step by step (float64:
+    both draw with PyTensor's normal, so the same numbers)."""
+    from plasagne.models import build_cnn
+    from plasagne.random import set_rng
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 32)
+    X = rng.normal(size=(32, 1, 16, 16)) * 0.3
+    X[np.arange(32), 0, y * 4 + 2, y * 4 + 2] += 3.0
+
+    def bnet():
+        set_rng(np.random.RandomState(0))
+        return build_model(
+            lambda p: build_cnn(
+                p, input_shape=(None, 1, 16, 16), n_filters=3, n_dense=5, n_classes=3
+            ),
+            X,
+            y,
+            priors=GaussWeights(1.0),
+            batch_size=8,
+        )
+
+    a = fit(bnet(), X, y, n=12, mode="numba", random_seed=0, progressbar=False)
+    b = fit(bnet(), X, y, n=12, random_seed=0, progressbar=False)
+    assert np.isfinite(a.losses).all()
+    np.testing.assert_allclose(a.losses, b.losses, rtol=1e-6)
+    step = a.extra["step_function"]
+    ops = {type(node.op).__name__ for node in step.maker.fgraph.apply_nodes}
+    assert {"ChunkedCorr", "ChunkedCorrGradFilters", "MaxPoolKernel", "MaxPoolKernelGrad"} <= ops
+    assert type(step.maker.linker).__name__ == "DirectNumbaLinker"
