@@ -51,6 +51,9 @@ def test_fast_math_mode_uses_direct_linker_on_numba_only():
 
     own = Mode(linker=OwnLinker(), optimizer="fast_run")
     assert type(fast_math_mode(own).linker) is OwnLinker
+    # the swapped linker keeps the given one's settings
+    kept = fast_math_mode(Mode(linker=NumbaLinker(allow_gc=False), optimizer="fast_run"))
+    assert type(kept.linker) is DirectNumbaLinker and kept.linker.allow_gc is False
 
 
 _CHILD = textwrap.dedent(

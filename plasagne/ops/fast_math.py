@@ -217,7 +217,10 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
             FAST_MATH_TAG, FAST_NORMAL_TAG, LATE_REDUCE_TAG, CHUNKED_CORR_TAG, MAX_POOL_KERNEL_TAG
         )
         if type(resolved.linker) is NumbaLinker:  # a user's own subclass stays as given
-            return Mode(linker=DirectNumbaLinker(), optimizer=included.provided_optimizer)
+            linker = DirectNumbaLinker(
+                allow_gc=resolved.linker.allow_gc, schedule=resolved.linker._scheduler
+            )
+            return Mode(linker=linker, optimizer=included.provided_optimizer)
         return included
     return resolved
 

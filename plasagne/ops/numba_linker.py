@@ -5,8 +5,9 @@ a small cached wrapper ``def f(*args): return kernel(*args)`` and then compiles 
 that wrapper with Python's calling convention. For the graph this means two Numba
 libraries that each hold the code of every kernel: Numba links the kernels' LLVM modules
 into each library, optimises the linked module again and emits its machine code again. On
-the Bayesian CNN's first fit that second pass over the whole step took 5 s of the 52 s of
-compiling (``docs/performance.md``, "Compile time of a fit").
+the Bayesian CNN's first fit Numba's compile events put that second pass at 5 s of 48 s of
+compiling; whole cold fits, alternated, moved by less than the machine's run-to-run spread
+(``docs/ops.md``, "One compile of the graph function on Numba").
 
 :class:`DirectNumbaLinker` compiles the generated graph function itself with Python's
 calling convention and caches it under the graph's own cache key, so the linked module is
