@@ -16,7 +16,10 @@ Examples
 from importlib import import_module
 from typing import Any
 
+# _thread_pools comes first: it sets the idle-thread environment before PyTensor loads
+# SciPy's BLAS (plasagne/_thread_pools.py)
 from . import (
+    _thread_pools,  # noqa: F401
     init,
     layers,
     nonlinearities,

@@ -8,6 +8,9 @@ _flags = os.environ.get("PYTENSOR_FLAGS", "")
 if "mode=" not in _flags:
     os.environ["PYTENSOR_FLAGS"] = ",".join(f for f in (_flags, "mode=FAST_COMPILE") if f)
 
+# as a user should: plasagne first, so its idle-thread settings precede SciPy's BLAS
+import plasagne  # noqa: E402, F401, I001
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
@@ -31,3 +34,16 @@ def _seeded_plasagne_rng():
     set_rng(np.random.RandomState(1234))
     yield
     set_rng(previous)
+
+
+@pytest.fixture(params=[False, True], ids=["serial", "parallel"])
+def kernel_threads(request):
+    """Numba kernels compiled serial, then parallel (``blas_threads.PARALLEL_KERNELS``)."""
+    from plasagne.ops import blas_threads
+
+    if request.param and blas_threads.blas_thread_functions() is None:
+        pytest.skip("Numba's BLAS is not OpenBLAS: no parallel kernels")
+    previous = blas_threads.PARALLEL_KERNELS
+    blas_threads.PARALLEL_KERNELS = request.param
+    yield request.param
+    blas_threads.PARALLEL_KERNELS = previous

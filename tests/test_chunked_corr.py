@@ -120,17 +120,20 @@ def test_perform_matches_scipy_and_hand_written_gradients(config, seed):
         ((3, 2, 5, 7, 6), 3, ((2, 3, 2), (1, 2, 1), (2, 1, 2)), False, False),
     ],
 )
-def test_numba_kernels_match_the_references(shape, filters, settings_3d, wide, several_chunks):
+def test_numba_kernels_match_the_references(
+    shape, filters, settings_3d, wide, several_chunks, kernel_threads
+):
     kernel, stride, dilation = settings_3d
     depth = shape[1] * int(np.prod(kernel))
     assert (depth >= WIDE_DEPTH) == wide
     lengths = [(s - d * (k - 1) - 1) // st + 1 for s, k, st, d in zip(shape[2:], *settings_3d)]
-    chunk = CHUNK_BYTES // (8 * depth * int(np.prod(lengths)))
+    budget = CHUNK_BYTES // 2 if kernel_threads else CHUNK_BYTES  # parallel: half chunks
+    chunk = budget // (8 * depth * int(np.prod(lengths)))
     assert (chunk < shape[0] and shape[0] % chunk > 0) == several_chunks
     check_against_references("NUMBA", shape, filters, settings_3d, seed=0)
 
 
-def test_numba_kernels_in_float32():
+def test_numba_kernels_in_float32(kernel_threads):
     check_against_references(
         "NUMBA", (9, 3, 1, 10, 11), 4, ((1, 3, 2), (1, 2, 1), (1, 1, 2)), 1, "float32"
     )

@@ -122,15 +122,16 @@ def test_slice_graph_gradient_matches_the_same_loops(config, seed):
         ((2, 3, 9, 10), (3, 2), (2, 1), (1, 0), True),  # overlapping, padded
         ((2, 7, 9), (3,), (2,), (0,), False),  # one axis, partial end window
         ((2, 2, 5, 6, 7), (2, 3, 2), (1, 2, 3), (1, 0, 1), True),  # three axes
+        ((5, 27, 6, 7), (2, 2), (2, 2), (0, 0), False),  # 135 rows: uneven thread blocks
     ],
 )
-def test_numba_kernels_match_window_loops(shape, size, stride, pad, ignore_border):
+def test_numba_kernels_match_window_loops(shape, size, stride, pad, ignore_border, kernel_threads):
     f = check("NUMBA", shape, size, stride, pad, ignore_border, seed=len(shape))
     names = {type(node.op).__name__ for node in f.maker.fgraph.apply_nodes}
     assert {"MaxPoolKernel", "MaxPoolKernelGrad"} <= names
 
 
-def test_numba_kernels_in_float32_through_fast_math_mode():
+def test_numba_kernels_in_float32_through_fast_math_mode(kernel_threads):
     check(fast_math_mode("FAST_RUN"), (5, 3, 12, 12), (2, 2), (2, 2), (0, 0), True, 7, "float32")
 
 

@@ -48,6 +48,7 @@ from pytensor.gradient import disconnected_type
 from pytensor.graph.basic import Apply
 from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 
+from .blas_threads import PRANGE_ONLY, blas_thread_functions, parallel_kernels
 from .conv import pad_spatial
 from .corr_op import CorrNd, CorrNdGrad
 from .im2col import (
@@ -77,7 +78,7 @@ CHUNK_BYTES = 4 * 2**20
 WIDE_DEPTH = 64
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 3
+_KERNEL_VERSION = 4
 
 
 def _check_operands(who: str, **tensors: Any) -> None:
@@ -261,18 +262,20 @@ optdb.register(
 )
 
 
-def _numba_kernels(op: _PatchOp, numba_njit: Any) -> tuple:
+def _numba_kernels(op: _PatchOp, numba_njit: Any, parallel: bool) -> tuple:
     """Gather, scatter and the chunk size for ``op``'s kernel size, stride and dilation.
 
     Patch rows are output positions (``row = example_in_chunk * positions + position``)
     and columns ``channel * taps + tap``: each row is written front to back, and the
-    chunk's product with the filter matrix is one GEMM.
+    chunk's product with the filter matrix is one GEMM. Parallel kernels take chunks of
+    half the size, so two threads' chunks share the cache and short batches still split.
     """
     kd, kh, kw = op.kernel
     sd, sh, sw = op.stride
     dd, dh, dw = op.dilation
     taps = kd * kh * kw
     lengths = numba_output_lengths(op, numba_njit)
+    budget = CHUNK_BYTES // 2 if parallel else CHUNK_BYTES
 
     @numba_njit
     def walk(x, first, count, rows, gather):
@@ -306,20 +309,93 @@ def _numba_kernels(op: _PatchOp, numba_njit: Any) -> tuple:
         if min(od, oh, ow) < 1:
             raise ValueError("chunked correlation: input smaller than the dilated kernel")
         per_example = od * oh * ow * shape[1] * taps * itemsize
-        return max(1, min(shape[0], CHUNK_BYTES // max(per_example, 1)))
+        return max(1, min(shape[0], budget // max(per_example, 1)))
 
     return lengths, walk, chunk_size, taps
 
 
+def _blas_team(parallel: bool, numba_njit: Any) -> tuple:
+    """``(enter, leave)``: BLAS single-threaded while a parallel chunk loop runs.
+
+    ``enter()`` returns BLAS's thread count and sets it to one; ``leave(count)`` restores
+    it. Serial kernels get functions that do nothing.
+    """
+    functions = blas_thread_functions() if parallel else None
+    if functions is None:
+
+        @numba_njit
+        def enter():
+            return 0
+
+        @numba_njit
+        def leave(count):
+            pass
+
+        return enter, leave
+    get_threads, set_threads = functions
+
+    @numba_njit
+    def enter():
+        count = get_threads()
+        set_threads(1)
+        return count
+
+    @numba_njit
+    def leave(count):
+        set_threads(count)
+
+    return enter, leave
+
+
 def _register_numba() -> None:
+    from numba import prange
     from pytensor.link.numba.dispatch.basic import (
         numba_njit,
         register_funcify_default_op_cache_key,
     )
 
+    def kernel_pieces(op):
+        """The kernels' shared pieces, whether they run in parallel, and the cache salt."""
+        parallel = parallel_kernels()
+        enter, leave = _blas_team(parallel, numba_njit)
+        salt = 2 * _KERNEL_VERSION + int(parallel)
+        return _numba_kernels(op, numba_njit, parallel), enter, leave, parallel, salt
+
     @register_funcify_default_op_cache_key(ChunkedCorr)
     def numba_chunked_corr(op, node=None, **kwargs):
-        lengths, walk, chunk_size, taps = _numba_kernels(op, numba_njit)
+        (lengths, walk, chunk_size, taps), enter, leave, parallel, salt = kernel_pieces(op)
+
+        @numba_njit
+        def forward_chunk(x, w_mat, w_t, flat, chunk, index):
+            first = index * chunk
+            count = min(chunk, x.shape[0] - first)
+            positions = flat.shape[2]
+            rows = np.empty((count * positions, w_mat.shape[1]), dtype=x.dtype)
+            walk(x, first, count, rows, True)
+            filters = w_mat.shape[0]
+            if w_mat.shape[1] < WIDE_DEPTH:  # (filters, count * positions)
+                product = np.dot(w_mat, rows.T)
+                for b in range(count):
+                    target = flat[first + b]
+                    start = b * positions
+                    for f in range(filters):
+                        source = product[f]
+                        for p in range(positions):
+                            target[f, p] = source[start + p]
+            else:  # (count * positions, filters)
+                product = np.dot(rows, w_t)
+                for b in range(count):
+                    target = flat[first + b]
+                    start = b * positions
+                    for p in range(positions):
+                        source = product[start + p]
+                        for f in range(filters):
+                            target[f, p] = source[f]
+
+        @numba_njit(parallel=PRANGE_ONLY if parallel else False)
+        def all_chunks(x, w_mat, w_t, flat, chunk):
+            for index in prange((x.shape[0] + chunk - 1) // chunk):
+                forward_chunk(x, w_mat, w_t, flat, chunk, np.int64(index))
 
         @numba_njit
         def chunked_corr(x, w):
@@ -333,39 +409,56 @@ def _register_numba() -> None:
             w_mat = np.ascontiguousarray(w).reshape((filters, depth))
             w_t = w_mat.T.copy()
             chunk = chunk_size(x.shape, x.itemsize)
-            rows = np.empty((chunk * positions, depth), dtype=x.dtype)
             out = np.empty((batch, filters, od, oh, ow), dtype=x.dtype)
             flat = out.reshape((batch, filters, positions))
-            for first in range(0, batch, chunk):
-                count = min(chunk, batch - first)
-                used = rows[: count * positions]
-                walk(x, first, count, used, True)
-                if depth < WIDE_DEPTH:  # (filters, count * positions)
-                    product = np.dot(w_mat, used.T)
-                    for b in range(count):
-                        target = flat[first + b]
-                        start = b * positions
-                        for f in range(filters):
-                            source = product[f]
-                            for p in range(positions):
-                                target[f, p] = source[start + p]
-                else:  # (count * positions, filters)
-                    product = np.dot(used, w_t)
-                    for b in range(count):
-                        target = flat[first + b]
-                        start = b * positions
-                        for p in range(positions):
-                            source = product[start + p]
-                            for f in range(filters):
-                                target[f, p] = source[f]
+            blas_threads = enter()
+            all_chunks(x, w_mat, w_t, flat, chunk)
+            leave(blas_threads)
             return out
 
-        return chunked_corr, _KERNEL_VERSION
+        return chunked_corr, salt
 
     @register_funcify_default_op_cache_key(ChunkedCorrGradFilters)
     def numba_chunked_corr_grad_filters(op, node=None, **kwargs):
-        lengths, walk, chunk_size, taps = _numba_kernels(op, numba_njit)
+        (lengths, walk, chunk_size, taps), enter, leave, parallel, salt = kernel_pieces(op)
         kd, kh, kw = op.kernel
+
+        @numba_njit
+        def filters_chunk(x, g, chunk, index, shares):
+            """This chunk's share of the filter gradient into ``shares[index]``."""
+            shares[index] = chunk_share(x, g, index * chunk, min(chunk, x.shape[0] - index * chunk))
+
+        @numba_njit
+        def chunk_share(x, g, first, count):
+            filters = g.shape[1]
+            positions = g.shape[2] * g.shape[3] * g.shape[4]
+            depth = x.shape[1] * taps
+            rows = np.empty((count * positions, depth), dtype=x.dtype)
+            walk(x, first, count, rows, True)
+            if depth < WIDE_DEPTH:  # one product per example with its gradient as it is
+                share = np.zeros((filters, depth), dtype=x.dtype)
+                for b in range(count):
+                    g_mat = np.ascontiguousarray(g[first + b]).reshape((filters, positions))
+                    share += np.dot(g_mat, rows[b * positions : (b + 1) * positions])
+                return share
+            g_rows = np.empty((filters, count * positions), dtype=x.dtype)
+            od, oh, ow = g.shape[2], g.shape[3], g.shape[4]
+            for b in range(count):
+                for f in range(filters):
+                    source = g[first + b, f]
+                    target = g_rows[f]
+                    p = b * positions
+                    for i in range(od):
+                        for j in range(oh):
+                            for k in range(ow):
+                                target[p] = source[i, j, k]
+                                p += 1
+            return np.dot(g_rows, rows)
+
+        @numba_njit(parallel=PRANGE_ONLY if parallel else False)
+        def all_chunks(x, g, chunk, shares):
+            for index in prange(shares.shape[0]):
+                filters_chunk(x, g, chunk, np.int64(index), shares)
 
         @numba_njit
         def chunked_corr_grad_filters(x, g):
@@ -374,45 +467,48 @@ def _register_numba() -> None:
             od, oh, ow = lengths(x.shape)
             if g.shape[0] != batch or g.shape[2:] != (od, oh, ow):
                 raise ValueError("ChunkedCorrGradFilters: gradient does not match the output")
-            positions = od * oh * ow
             depth = channels * taps
             chunk = chunk_size(x.shape, x.itemsize)
-            rows = np.empty((chunk * positions, depth), dtype=x.dtype)
-            dw = np.zeros((filters, depth), dtype=x.dtype)
-            if depth < WIDE_DEPTH:  # one product per example with its gradient as it is
-                g_mats = np.ascontiguousarray(g).reshape((batch, filters, positions))
-                for first in range(0, batch, chunk):
-                    count = min(chunk, batch - first)
-                    used = rows[: count * positions]
-                    walk(x, first, count, used, True)
-                    for b in range(count):
-                        dw += np.dot(g_mats[first + b], used[b * positions : (b + 1) * positions])
-                return dw.reshape((filters, channels, kd, kh, kw))
-            g_rows = np.empty((filters, chunk * positions), dtype=x.dtype)
-            for first in range(0, batch, chunk):
-                count = min(chunk, batch - first)
-                if count < chunk:  # the last, shorter chunk: fresh contiguous buffers
-                    g_rows = np.empty((filters, count * positions), dtype=x.dtype)
-                used = rows[: count * positions]
-                walk(x, first, count, used, True)
-                for b in range(count):
-                    for f in range(filters):
-                        source = g[first + b, f]
-                        target = g_rows[f]
-                        p = b * positions
-                        for i in range(od):
-                            for j in range(oh):
-                                for k in range(ow):
-                                    target[p] = source[i, j, k]
-                                    p += 1
-                dw += np.dot(g_rows, used)
+            chunks = (batch + chunk - 1) // chunk
+            shares = np.empty((chunks, filters, depth), dtype=x.dtype)
+            blas_threads = enter()
+            all_chunks(x, g, chunk, shares)
+            leave(blas_threads)
+            dw = shares[0].copy()
+            for index in range(1, chunks):
+                dw += shares[index]
             return dw.reshape((filters, channels, kd, kh, kw))
 
-        return chunked_corr_grad_filters, _KERNEL_VERSION
+        return chunked_corr_grad_filters, salt
 
     @register_funcify_default_op_cache_key(ChunkedCorrGradInput)
     def numba_chunked_corr_grad_input(op, node=None, **kwargs):
-        lengths, walk, chunk_size, taps = _numba_kernels(op, numba_njit)
+        (lengths, walk, chunk_size, taps), enter, leave, parallel, salt = kernel_pieces(op)
+
+        @numba_njit
+        def input_chunk(w_mat, g, dx, chunk, index):
+            """Add this chunk's patch gradients back into ``dx``."""
+            first = index * chunk
+            count = min(chunk, dx.shape[0] - first)
+            positions = g.shape[2] * g.shape[3] * g.shape[4]
+            filters = w_mat.shape[0]
+            od, oh, ow = g.shape[2], g.shape[3], g.shape[4]
+            g_rows = np.empty((count * positions, filters), dtype=w_mat.dtype)
+            for b in range(count):
+                for f in range(filters):
+                    source = g[first + b, f]
+                    p = b * positions
+                    for i in range(od):
+                        for j in range(oh):
+                            for k in range(ow):
+                                g_rows[p, f] = source[i, j, k]
+                                p += 1
+            walk(dx, first, count, np.dot(g_rows, w_mat), False)
+
+        @numba_njit(parallel=PRANGE_ONLY if parallel else False)
+        def all_chunks(w_mat, g, dx, chunk):
+            for index in prange((dx.shape[0] + chunk - 1) // chunk):
+                input_chunk(w_mat, g, dx, chunk, np.int64(index))
 
         @numba_njit
         def chunked_corr_grad_input(w, g, like):
@@ -421,28 +517,16 @@ def _register_numba() -> None:
             od, oh, ow = lengths(like.shape)
             if g.shape[0] != batch or g.shape[1] != filters or g.shape[2:] != (od, oh, ow):
                 raise ValueError("ChunkedCorrGradInput: gradient does not match the output")
-            positions = od * oh * ow
             depth = channels * taps
             w_mat = np.ascontiguousarray(w).reshape((filters, depth))
             chunk = chunk_size(like.shape, w.itemsize)
-            g_rows = np.empty((chunk * positions, filters), dtype=w.dtype)
             dx = np.zeros(like.shape, dtype=w.dtype)
-            for first in range(0, batch, chunk):
-                count = min(chunk, batch - first)
-                for b in range(count):
-                    for f in range(filters):
-                        source = g[first + b, f]
-                        p = b * positions
-                        for i in range(od):
-                            for j in range(oh):
-                                for k in range(ow):
-                                    g_rows[p, f] = source[i, j, k]
-                                    p += 1
-                patch_grads = np.dot(g_rows[: count * positions], w_mat)
-                walk(dx, first, count, patch_grads, False)
+            blas_threads = enter()
+            all_chunks(w_mat, g, dx, chunk)
+            leave(blas_threads)
             return dx
 
-        return chunked_corr_grad_input, _KERNEL_VERSION
+        return chunked_corr_grad_input, salt
 
 
 try:

@@ -51,6 +51,7 @@ from pytensor.graph.op import Op
 from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 from pytensor.tensor.symbolic import FusibleSymbolicOp
 
+from .blas_threads import PRANGE_ONLY, parallel_kernels
 from .pool import _out_length, pool_graph, pool_output_length
 
 __all__ = [
@@ -65,7 +66,10 @@ __all__ = [
 MAX_POOL_KERNEL_TAG = "max_pool_kernel"
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 9
+_KERNEL_VERSION = 10
+
+# the folded leading axis is split into this many blocks for Numba's threads
+_BLOCKS = 64
 
 
 class _PoolSettings:
@@ -331,6 +335,7 @@ optdb.register(
 
 
 def _register_numba() -> None:
+    from numba import prange
     from pytensor.link.numba.dispatch.basic import (
         numba_njit,
         register_funcify_default_op_cache_key,
@@ -346,6 +351,7 @@ def _register_numba() -> None:
         pd, ph, pw = op.pad
         ignore_border = op.ignore_border
         tiles = op.stride == op.pool_size and op.pad == (0, 0, 0)
+        parallel = parallel_kernels()
 
         @numba_njit
         def out_length(length, size, stride, pad):
@@ -417,10 +423,9 @@ def _register_numba() -> None:
             return top
 
         @numba_njit
-        def forward(x, out):
-            n = x.shape[0]
+        def forward(x, out, first, stop):
             od, oh, ow, i_low, i_high, j_low, j_high, k_low, k_high = layout(x.shape)
-            for b in range(n):
+            for b in range(first, stop):
                 for i in range(od):
                     z0 = i * sd - pd
                     for j in range(oh):
@@ -490,14 +495,14 @@ def _register_numba() -> None:
             dx[b, best_z, best_y, best_c] += g[b, i, j, k]
 
         @numba_njit
-        def backward(x, g, dx, assign):
+        def backward(x, g, dx, assign, first, stop):
             """Each window's gradient to its first maximum in (last, middle, first) axis
             order, the strided-slice graph's recipient on ties. With ``assign`` (windows
             that tile the input, ``dx`` uninitialised) every position is written once;
-            otherwise gradients are added to a zeroed ``dx``."""
-            n = x.shape[0]
+            otherwise gradients are added to a zeroed ``dx``. Rows ``first:stop`` of the
+            folded leading axis."""
             od, oh, ow, i_low, i_high, j_low, j_high, k_low, k_high = layout(x.shape)
-            for b in range(n):
+            for b in range(first, stop):
                 for i in range(od):
                     for j in range(oh):
                         if i_low <= i < i_high and j_low <= j < j_high:
@@ -511,20 +516,37 @@ def _register_numba() -> None:
                             for k in range(ow):
                                 to_clipped(x, g, dx, b, i, j, k, assign)
 
+        @numba_njit(parallel=PRANGE_ONLY if parallel else False)
+        def forward_blocks(x, out):
+            n = x.shape[0]
+            blocks = min(n, _BLOCKS)
+            for block in prange(blocks):
+                index = np.int64(block)
+                forward(x, out, n * index // blocks, n * (index + 1) // blocks)
+
+        @numba_njit(parallel=PRANGE_ONLY if parallel else False)
+        def backward_blocks(x, g, dx, assign):
+            n = x.shape[0]
+            blocks = min(n, _BLOCKS)
+            for block in prange(blocks):
+                index = np.int64(block)
+                backward(x, g, dx, assign, n * index // blocks, n * (index + 1) // blocks)
+
         @numba_njit
         def gradient(x, g):
             n, d, h, w = x.shape
             od, oh, ow = lengths(x.shape)
             covered = tiles and od * kd >= d and oh * kh >= h and ow * kw >= w
             dx = np.empty(x.shape, dtype=x.dtype) if covered else np.zeros(x.shape, x.dtype)
-            backward(x, g, dx, covered)
+            backward_blocks(x, g, dx, covered)
             return dx
 
-        return lengths, forward, gradient
+        return lengths, forward_blocks, gradient
 
     @register_funcify_default_op_cache_key(MaxPoolKernel)
     def numba_max_pool(op, node=None, **kwargs):
         lengths, forward, _ = window_walk(op)
+        salt = 2 * _KERNEL_VERSION + int(parallel_kernels())
 
         @numba_njit
         def max_pool(x):
@@ -533,11 +555,12 @@ def _register_numba() -> None:
             forward(x, out)
             return out
 
-        return max_pool, _KERNEL_VERSION
+        return max_pool, salt
 
     @register_funcify_default_op_cache_key(MaxPoolKernelGrad)
     def numba_max_pool_grad(op, node=None, **kwargs):
         lengths, _, gradient = window_walk(op)
+        salt = 2 * _KERNEL_VERSION + int(parallel_kernels())
 
         @numba_njit
         def max_pool_grad(x, g):
@@ -546,7 +569,7 @@ def _register_numba() -> None:
                 raise ValueError("MaxPoolKernelGrad: gradient does not match the output")
             return gradient(x, g)
 
-        return max_pool_grad, _KERNEL_VERSION
+        return max_pool_grad, salt
 
 
 try:

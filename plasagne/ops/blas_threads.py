@@ -1,0 +1,140 @@
+"""BLAS thread control inside Numba kernels, for kernels that run their own threads.
+
+A kernel that splits its work over Numba's threads and calls BLAS in each must run BLAS
+single-threaded meanwhile: two OpenBLAS thread teams on two cores ran the parallel chunk
+loop of :mod:`plasagne.ops.chunked_corr` 1.8x slower than the serial one. Numba's BLAS is
+SciPy's (``scipy.linalg.cython_blas``); this module looks up that library's
+``openblas_get_num_threads``/``openblas_set_num_threads`` (under any of the names OpenBLAS
+builds export them as), registers them with LLVM under fixed names and declares them as
+Numba external functions, so kernels that call them can still be cached on disk (the
+cached code names the symbol, which is registered again in every process).
+
+:func:`parallel_kernels` says whether parallel kernels run: the BLAS is OpenBLAS, Numba
+has more than one thread, and the idle-thread environment (:mod:`plasagne._thread_pools`)
+took effect. ``PARALLEL_KERNELS`` overrides it for kernels compiled afterwards (it is part
+of their cache key).
+
+Examples
+--------
+>>> isinstance(parallel_kernels(), bool)
+True
+"""
+
+from __future__ import annotations
+
+import ctypes
+from functools import cache
+from typing import Any
+
+from .. import _thread_pools
+
+__all__ = [
+    "PARALLEL_KERNELS",
+    "PRANGE_ONLY",
+    "blas_thread_functions",
+    "parallel_kernels",
+    "why_serial",
+]
+
+#: None: decide automatically (:func:`parallel_kernels`); True or False: force it for
+#: kernels compiled from now on (parallel needs OpenBLAS's thread functions).
+PARALLEL_KERNELS: bool | None = None
+
+#: ``numba.njit(parallel=PRANGE_ONLY)``: of Numba's parallel passes only the one that
+#: turns ``prange`` loops into threads (the kernels parallelise their own loops).
+PRANGE_ONLY = {
+    "prange": True,
+    "comprehension": False,
+    "reduction": False,
+    "setitem": False,
+    "inplace_binop": False,
+    "numpy": False,
+    "stencil": False,
+    "fusion": False,
+}
+
+_GET_SYMBOL = "plasagne_blas_get_num_threads"
+_SET_SYMBOL = "plasagne_blas_set_num_threads"
+
+# the names OpenBLAS builds export (plain, SciPy's prefixed builds, 64-bit integer builds)
+_OPENBLAS_PREFIXES = ("openblas", "scipy_openblas", "scipy_openblas64_", "openblas64_")
+
+
+def _find_openblas_controls() -> tuple[int, int] | None:
+    """Addresses of the get/set thread functions of Numba's BLAS, or None."""
+    try:
+        import scipy.linalg.cython_blas as cython_blas
+    except ImportError:  # pragma: no cover - SciPy is a dependency
+        return None
+    library = ctypes.CDLL(cython_blas.__file__)
+    for prefix in _OPENBLAS_PREFIXES:
+        for suffix in ("", "64_"):
+            get_name = f"{prefix}_get_num_threads{suffix}"
+            set_name = f"{prefix}_set_num_threads{suffix}"
+            if hasattr(library, get_name) and hasattr(library, set_name):
+                get_address = ctypes.cast(getattr(library, get_name), ctypes.c_void_p).value
+                set_address = ctypes.cast(getattr(library, set_name), ctypes.c_void_p).value
+                return get_address, set_address
+    return None
+
+
+@cache
+def blas_thread_functions() -> tuple[Any, Any] | None:
+    """Numba external functions ``(get_num_threads() -> int, set_num_threads(int))``.
+
+    Returns
+    -------
+    tuple or None
+        The two functions for use inside ``numba.njit`` code, or None when Numba's BLAS is
+        not OpenBLAS.
+
+    Examples
+    --------
+    >>> import numba
+    >>> functions = blas_thread_functions()
+    >>> functions is None or numba.njit(lambda: functions[0]())() >= 1
+    True
+    """
+    addresses = _find_openblas_controls()
+    if addresses is None:
+        return None
+    import llvmlite.binding as llvm
+    from numba.core import types
+
+    llvm.add_symbol(_GET_SYMBOL, addresses[0])
+    llvm.add_symbol(_SET_SYMBOL, addresses[1])
+    get_threads = types.ExternalFunction(_GET_SYMBOL, types.intc())
+    set_threads = types.ExternalFunction(_SET_SYMBOL, types.void(types.intc))
+    return get_threads, set_threads
+
+
+def why_serial() -> str:
+    """Why kernels compiled now would be serial, or an empty string if parallel.
+
+    Examples
+    --------
+    >>> why_serial() == "" or isinstance(why_serial(), str)
+    True
+    """
+    if PARALLEL_KERNELS is False:
+        return "plasagne.ops.blas_threads.PARALLEL_KERNELS is False"
+    if blas_thread_functions() is None:
+        return "Numba's BLAS is not OpenBLAS (no thread control)"
+    if PARALLEL_KERNELS:
+        return ""
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        return "Numba has one thread"
+    return _thread_pools.SETTLED_REASON
+
+
+def parallel_kernels() -> bool:
+    """Whether kernels compiled now split their work over Numba's threads.
+
+    Examples
+    --------
+    >>> parallel_kernels() == (why_serial() == "")
+    True
+    """
+    return why_serial() == ""

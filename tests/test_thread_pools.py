@@ -1,0 +1,138 @@
+"""Idle-thread settings (plasagne._thread_pools) and BLAS thread control in Numba kernels
+(plasagne.ops.blas_threads), each in a fresh process where import order matters."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+
+from plasagne.ops import blas_threads
+
+SETTINGS = ("OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY", "PLASAGNE_PARALLEL_KERNELS")
+
+REPORT = """
+import json, os
+{imports}
+from plasagne import _thread_pools
+from plasagne.ops import blas_threads
+print(json.dumps({{
+    "settled": _thread_pools.SETTLED,
+    "reason": _thread_pools.SETTLED_REASON,
+    "parallel": blas_threads.parallel_kernels(),
+    "why_serial": blas_threads.why_serial(),
+    "timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
+    "policy": os.environ.get("OMP_WAIT_POLICY"),
+}}))
+"""
+
+
+def report(imports, **env):
+    """What a fresh Python process reports after ``imports`` with ``env`` set."""
+    clean = {k: v for k, v in os.environ.items() if k not in SETTINGS}
+    clean.update(env)
+    done = subprocess.run(
+        [sys.executable, "-c", REPORT.format(imports=imports)],
+        env=clean,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_importing_plasagne_first_sets_both_idle_settings():
+    got = report("import plasagne")
+    assert got["settled"] and got["reason"] == ""
+    assert (got["timeout"], got["policy"]) == ("4", "passive")
+
+
+def test_settings_the_user_made_are_kept():
+    got = report("import plasagne", OPENBLAS_THREAD_TIMEOUT="6")
+    assert got["settled"] and (got["timeout"], got["policy"]) == ("6", "passive")
+
+
+def test_scipy_blas_loaded_first_leaves_kernels_serial_and_says_why():
+    got = report("import scipy.linalg\nimport plasagne")
+    assert not got["settled"] and not got["parallel"]
+    assert "SciPy's BLAS was loaded before plasagne" in got["reason"]
+    assert got["why_serial"] == got["reason"]
+    assert got["timeout"] is None  # too late to matter: not set
+
+
+def test_late_import_is_fine_when_the_user_set_both_settings():
+    got = report(
+        "import scipy.linalg\nimport plasagne",
+        OPENBLAS_THREAD_TIMEOUT="4",
+        OMP_WAIT_POLICY="passive",
+    )
+    assert got["settled"] and got["reason"] == ""
+
+
+def test_opting_out_leaves_the_environment_alone():
+    got = report("import plasagne", PLASAGNE_PARALLEL_KERNELS="0")
+    assert not got["settled"] and not got["parallel"]
+    assert got["reason"] == "PLASAGNE_PARALLEL_KERNELS=0"
+    assert got["timeout"] is None and got["policy"] is None
+
+
+def test_one_numba_thread_means_serial_kernels():
+    got = report("import plasagne", NUMBA_NUM_THREADS="1")
+    assert got["settled"] and not got["parallel"]
+    assert got["why_serial"] == "Numba has one thread"
+
+
+def test_override_forces_either_way(monkeypatch):
+    monkeypatch.setattr(blas_threads, "PARALLEL_KERNELS", False)
+    assert not blas_threads.parallel_kernels()
+    assert "PARALLEL_KERNELS is False" in blas_threads.why_serial()
+    monkeypatch.setattr(blas_threads, "PARALLEL_KERNELS", True)
+    assert blas_threads.parallel_kernels() == (blas_threads.blas_thread_functions() is not None)
+
+
+def test_without_openblas_there_is_no_thread_control(monkeypatch):
+    monkeypatch.setattr(blas_threads, "_find_openblas_controls", lambda: None)
+    blas_threads.blas_thread_functions.cache_clear()
+    try:
+        assert blas_threads.blas_thread_functions() is None
+        monkeypatch.setattr(blas_threads, "PARALLEL_KERNELS", True)
+        assert not blas_threads.parallel_kernels()
+        assert "not OpenBLAS" in blas_threads.why_serial()
+    finally:
+        blas_threads.blas_thread_functions.cache_clear()
+
+
+@pytest.mark.backend
+def test_parallel_kernel_runs_numba_threads_and_restores_blas_threads(monkeypatch):
+    functions = blas_threads.blas_thread_functions()
+    if functions is None:
+        pytest.skip("Numba's BLAS is not OpenBLAS")
+    import numba
+
+    get_threads, set_threads = functions
+    read = numba.njit(lambda: get_threads())
+    write = numba.njit(lambda n: set_threads(n))
+    from plasagne.ops.chunked_corr import ChunkedCorr
+
+    settings_3d = ((1, 3, 3), (1, 1, 1), (1, 1, 1))
+    x, w = pt.tensor5("x"), pt.tensor5("w")
+    rng = np.random.default_rng(0)
+    xv, wv = rng.standard_normal((40, 8, 1, 12, 12)), rng.standard_normal((6, 8, 1, 3, 3))
+    values = {}
+    before = read()
+    try:
+        write(2)  # what the kernel must put back
+        for parallel in (False, True):
+            monkeypatch.setattr(blas_threads, "PARALLEL_KERNELS", parallel)
+            f = pytensor.function([x, w], ChunkedCorr(*settings_3d)(x, w), mode="NUMBA")
+            values[parallel] = f(xv, wv)
+            assert read() == 2
+    finally:
+        write(before)
+    # the parallel kernel started Numba's threads (threading_layer raises before that)
+    assert numba.threading_layer() in ("omp", "tbb", "workqueue")
+    np.testing.assert_allclose(values[True], values[False], rtol=1e-12, atol=1e-12)
