@@ -11,6 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+# plasagne first: its idle-thread settings must precede SciPy's BLAS (parallel kernels)
+import plasagne  # noqa: F401
+
+# isort: split
 import numpy as np
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -97,6 +101,8 @@ def machine_info() -> dict[str, Any]:
     import pymc
     import pytensor
 
+    from plasagne.ops import blas_threads
+
     info: dict[str, Any] = {
         "python": platform.python_version(),
         "machine": platform.machine(),
@@ -107,6 +113,8 @@ def machine_info() -> dict[str, Any]:
         "pymc": pymc.__version__,
         "floatX": pytensor.config.floatX,
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "parallel_kernels": blas_threads.parallel_kernels(),
+        "serial_kernels_because": blas_threads.why_serial(),
     }
     try:
         import threadpoolctl

@@ -18,11 +18,14 @@ from __future__ import annotations
 import argparse
 import time
 
+# plasagne first: its idle-thread settings must precede SciPy's BLAS (parallel kernels)
+import plasagne
+
+# isort: split
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
-import plasagne
 from _common import load_mnist_protocol, markdown_table, peak_rss_mb, write_results
 from plasagne.layers import (
     Conv2DLayer,
