@@ -136,3 +136,45 @@ def test_parallel_kernel_runs_numba_threads_and_restores_blas_threads(monkeypatc
     # the parallel kernel started Numba's threads (threading_layer raises before that)
     assert numba.threading_layer() in ("omp", "tbb", "workqueue")
     np.testing.assert_allclose(values[True], values[False], rtol=1e-12, atol=1e-12)
+
+
+CACHED_KERNEL = """
+import numpy as np, pytensor, pytensor.tensor as pt
+import plasagne
+from plasagne.ops import blas_threads
+from plasagne.ops.chunked_corr import ChunkedCorr
+from plasagne.ops.fast_math import fast_math_mode
+blas_threads.PARALLEL_KERNELS = True
+x, w = pt.tensor5("x"), pt.tensor5("w")
+# more than one node: PyTensor caches the whole graph function, the kernel inside it
+out = pt.exp(ChunkedCorr((1, 3, 3), (1, 1, 1), (1, 1, 1))(x, w) * 0.1)
+f = pytensor.function([x, w], out, mode=fast_math_mode("NUMBA"))  # what fit compiles with
+rng = np.random.default_rng(0)
+out = f(rng.standard_normal((30, 4, 1, 9, 9)), rng.standard_normal((5, 4, 1, 3, 3)))
+print(repr(float(np.abs(out).sum())))
+"""
+
+
+@pytest.mark.backend
+def test_parallel_kernel_loads_from_the_disk_cache_in_a_new_process(tmp_path):
+    """The second process loads the compiled graph function (the kernel inside it) from
+    disk: the BLAS functions it calls by symbol must be registered before it runs."""
+    if blas_threads.blas_thread_functions() is None:
+        pytest.skip("Numba's BLAS is not OpenBLAS")
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
+    env["PYTENSOR_FLAGS"] = f"base_compiledir={tmp_path}"
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "numba")
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", CACHED_KERNEL],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        for _ in range(2)
+    ]
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-2000:]
+    assert runs[0].stdout == runs[1].stdout
+    assert any(tmp_path.rglob("*.nbc")), "nothing was cached on disk"

@@ -78,7 +78,7 @@ CHUNK_BYTES = 4 * 2**20
 WIDE_DEPTH = 64
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 4
+_KERNEL_VERSION = 5
 
 
 def _check_operands(who: str, **tensors: Any) -> None:
@@ -353,6 +353,10 @@ def _register_numba() -> None:
         numba_njit,
         register_funcify_default_op_cache_key,
     )
+
+    # parallel kernels call BLAS's thread functions by symbol: registered with LLVM now,
+    # before anything compiles or loads a cached kernel
+    blas_thread_functions()
 
     def kernel_pieces(op):
         """The kernels' shared pieces, whether they run in parallel, and the cache salt."""

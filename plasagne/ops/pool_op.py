@@ -66,7 +66,7 @@ __all__ = [
 MAX_POOL_KERNEL_TAG = "max_pool_kernel"
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 10
+_KERNEL_VERSION = 11
 
 # the folded leading axis is split into this many blocks for Numba's threads
 _BLOCKS = 64
