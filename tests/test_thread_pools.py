@@ -178,3 +178,23 @@ def test_parallel_kernel_loads_from_the_disk_cache_in_a_new_process(tmp_path):
         assert run.returncode == 0, run.stderr[-2000:]
     assert runs[0].stdout == runs[1].stdout
     assert any(tmp_path.rglob("*.nbc")), "nothing was cached on disk"
+
+
+def test_deciding_on_parallel_kernels_starts_numbas_threads():
+    """Cached graph functions call the thread pool's entry points by symbol; Numba
+    registers them when it starts its threads, which parallel_kernels() does."""
+    code = (
+        "import plasagne, numba\n"
+        "from plasagne.ops import blas_threads\n"
+        "blas_threads.PARALLEL_KERNELS = True\n"
+        "ok = blas_threads.parallel_kernels()\n"
+        "print(ok, numba.threading_layer() if ok else '-')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    ok, layer = done.stdout.split()
+    if ok == "False":
+        pytest.skip("Numba's BLAS is not OpenBLAS")
+    assert layer in ("omp", "tbb", "workqueue")

@@ -132,9 +132,22 @@ def why_serial() -> str:
 def parallel_kernels() -> bool:
     """Whether kernels compiled now split their work over Numba's threads.
 
+    When they do, Numba's threading layer is started here: compiled parallel code calls
+    the thread pool's entry points (``numba_parallel_for`` and its scheduler) by symbol,
+    and Numba registers those symbols when it starts its threads. Compiling a parallel
+    function starts them; loading a whole graph function from PyTensor's disk cache did
+    not always (the CNN's cached im2col-graph step, whose parallel kernels are the
+    pooling ones, jumped to address 0). Kernels ask this while PyTensor builds the
+    graph's cache key, before anything is loaded.
+
     Examples
     --------
     >>> parallel_kernels() == (why_serial() == "")
     True
     """
-    return why_serial() == ""
+    if why_serial():
+        return False
+    from numba.np.ufunc.parallel import _launch_threads
+
+    _launch_threads()
+    return True
