@@ -86,7 +86,7 @@ def run_plasagne(
     batch: int,
     backend: str,
     estimator: str = "weights",
-    corr_op: bool = False,
+    im2col_graph: bool = False,
 ) -> dict:
     import pytensor
 
@@ -98,9 +98,9 @@ def run_plasagne(
     X, y = data["x_train"], data["y_train"]
     builder = build_mlp if model == "mlp" else build_cnn
     default_corr = plasagne.ops.conv.corr_nd
-    # the whole convolution as one Op (the layers' default; lax.conv_general_dilated on
-    # JAX), or the plain im2col graph
-    plasagne.ops.conv.corr_nd = corr_nd_op if corr_op else plasagne.ops.conv.im2col_corr_nd
+    # the whole convolution as one Op, the layers' default (the chunked kernels on Numba,
+    # lax.conv_general_dilated on JAX), or the plain im2col graph
+    plasagne.ops.conv.corr_nd = plasagne.ops.conv.im2col_corr_nd if im2col_graph else corr_nd_op
     try:
         bnet = build_model(builder, X, y, priors=GaussWeights(0.1), batch_size=batch)
     finally:
@@ -118,8 +118,8 @@ def run_plasagne(
         callbacks=[lambda approx, losses, i: stamps.append(time.perf_counter())],
     )
     label = backend if estimator == "weights" else f"{backend}, {estimator}"
-    if corr_op and model == "cnn":
-        label += ", CorrNd op"
+    if im2col_graph and model == "cnn":
+        label += ", im2col graph"
     return {
         "implementation": f"plasagne fit ({label})",
         "reparameterization": estimator,
@@ -442,7 +442,7 @@ def main() -> None:
                 args.batch_size,
                 backend,
                 estimator,
-                corr_op=backend.upper() == "JAX" and args.jax_convolution == "op",
+                im2col_graph=backend.upper() == "JAX" and args.jax_convolution == "im2col",
             )
             for backend in args.backends
             for estimator in args.reparameterizations

@@ -12,7 +12,7 @@ CNN <= 60 s. Each model is timed with both prediction estimators on the same fit
 with Gaussian weights sampled per example from their exact moments; see
 ``PosteriorPredictive``), with the share of test images whose predicted class agrees.
 Each convolution is one ``CorrNd`` node (the layers' default): XLA's own convolution on
-JAX, the inlined im2col graph on Numba.
+JAX, the chunked correlation kernels on Numba.
 Writes benchmarks/results/predict_speed.json.
 
     python benchmarks/predict_speed.py --models mlp cnn --reparameterizations weights local
