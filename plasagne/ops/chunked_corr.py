@@ -15,6 +15,11 @@ the gather and the product that uses them:
 - :class:`ChunkedCorrGradInput` ``(w, g, like) -> dx``: per chunk, the patches'
   gradient ``g_chunk @ w`` added back to the input positions they came from.
 
+When :func:`plasagne.ops.blas_threads.parallel_kernels` allows, the chunks (half as
+large) run on Numba's threads, each with its own patch buffer and BLAS set to one thread
+for the loop; the filter gradient adds the chunks' shares in a fixed order, so results do
+not depend on the thread count.
+
 All three take five-dimensional ``(batch, channels, d, h, w)`` inputs and filters
 ``(num_filters, channels, kd, kh, kw)`` already zero-padded, with the kernel size, stride
 and dilation as Op settings (compiled into the Numba kernels). Each has a numpy

@@ -27,7 +27,10 @@ the gradient writes every position once instead of adding into a zeroed array. M
 on the post's first pooling (2x2 of a ``(500, 32, 24, 24)`` float32 activation): forward
 3.3 ms, gradient 8.0 ms; comparisons written as branches ran 3-8x slower (after a ReLU,
 ties and zeros make them unpredictable). In the CNN's ADVI step, alternating the two in
-one process: 112 ms with the kernels, 120 ms with the slice graphs.
+one process: 112 ms with the kernels, 120 ms with the slice graphs. When
+:func:`plasagne.ops.blas_threads.parallel_kernels` allows, both kernels split the folded
+leading axis into blocks over Numba's threads (each position belongs to one row, so the
+blocks never write the same place).
 
 Examples
 --------
