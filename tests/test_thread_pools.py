@@ -198,3 +198,29 @@ def test_deciding_on_parallel_kernels_starts_numbas_threads():
     if ok == "False":
         pytest.skip("Numba's BLAS is not OpenBLAS")
     assert layer in ("omp", "tbb", "workqueue")
+
+
+def test_numba_threads_started_first_is_too_late(monkeypatch):
+    from plasagne import _thread_pools
+
+    for name in ("scipy.linalg._fblas", "scipy.linalg.cython_blas"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setattr(_thread_pools, "_loaded_libraries", lambda: "/x/numba/omppool.so\n")
+    assert "Numba's threads had started before plasagne" in _thread_pools._too_late()
+    monkeypatch.setattr(_thread_pools, "_loaded_libraries", lambda: "/usr/lib/libc.so.6\n")
+    assert _thread_pools._too_late() == ""
+
+
+def test_prepare_sets_only_what_is_missing_and_only_in_time(monkeypatch):
+    from plasagne import _thread_pools
+
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(_thread_pools, "_too_late", lambda: "too late for a test")
+    assert _thread_pools.prepare_idle_settings() == (False, "too late for a test")
+    assert "OPENBLAS_THREAD_TIMEOUT" not in os.environ
+    monkeypatch.setattr(_thread_pools, "_too_late", lambda: "")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "active")
+    assert _thread_pools.prepare_idle_settings() == (True, "")
+    assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "4"
+    assert os.environ["OMP_WAIT_POLICY"] == "active"
