@@ -139,6 +139,17 @@ def test_numba_kernels_in_float32(kernel_threads):
     )
 
 
+def test_numba_kernels_on_an_empty_batch(kernel_threads):
+    settings_3d = ((1, 3, 3), (1, 1, 1), (1, 1, 1))
+    (x, w, g), out, dw, dx = three_ops(settings_3d)
+    f = pytensor.function([x, w, g], [out, dw, dx], mode="NUMBA")
+    got_out, got_dw, got_dx = f(
+        np.ones((0, 2, 1, 5, 5)), np.ones((4, 2, 1, 3, 3)), np.ones((0, 4, 1, 3, 3))
+    )
+    assert got_out.shape == (0, 4, 1, 3, 3) and got_dx.shape == (0, 2, 1, 5, 5)
+    np.testing.assert_array_equal(got_dw, np.zeros((4, 2, 1, 3, 3)))
+
+
 @pytest.mark.parametrize("op_index", [0, 1, 2])
 def test_gradients_of_each_op_verify_numerically(op_index):
     rng = np.random.default_rng(op_index)

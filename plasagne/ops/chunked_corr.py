@@ -83,7 +83,7 @@ CHUNK_BYTES = 4 * 2**20
 WIDE_DEPTH = 64
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 5
+_KERNEL_VERSION = 6
 
 
 def _check_operands(who: str, **tensors: Any) -> None:
@@ -483,8 +483,8 @@ def _register_numba() -> None:
             blas_threads = enter()
             all_chunks(x, g, chunk, shares)
             leave(blas_threads)
-            dw = shares[0].copy()
-            for index in range(1, chunks):
+            dw = np.zeros((filters, depth), dtype=x.dtype)
+            for index in range(chunks):  # in chunk order, whatever thread made each share
                 dw += shares[index]
             return dw.reshape((filters, channels, kd, kh, kw))
 

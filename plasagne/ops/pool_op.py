@@ -345,10 +345,11 @@ def _register_numba() -> None:
     )
 
     def window_walk(op: _KernelSettings):
-        """Kernels for ``op``'s settings. Windows inside the input run loops of constant
-        length without branches (LLVM unrolls them; with the data's ties and zeros after a
-        ReLU, branching on comparisons cost 3-8x); windows that padding or a partial end
-        clips take a general path."""
+        """Kernels for ``op``'s settings and their cache salt (kernel version, and whether
+        they run in parallel). Windows inside the input run loops of constant length
+        without branches (LLVM unrolls them; with the data's ties and zeros after a ReLU,
+        branching on comparisons cost 3-8x); windows that padding or a partial end clips
+        take a general path."""
         kd, kh, kw = op.pool_size
         sd, sh, sw = op.stride
         pd, ph, pw = op.pad
@@ -544,12 +545,11 @@ def _register_numba() -> None:
             backward_blocks(x, g, dx, covered)
             return dx
 
-        return lengths, forward_blocks, gradient
+        return lengths, forward_blocks, gradient, 2 * _KERNEL_VERSION + int(parallel)
 
     @register_funcify_default_op_cache_key(MaxPoolKernel)
     def numba_max_pool(op, node=None, **kwargs):
-        lengths, forward, _ = window_walk(op)
-        salt = 2 * _KERNEL_VERSION + int(parallel_kernels())
+        lengths, forward, _, salt = window_walk(op)
 
         @numba_njit
         def max_pool(x):
@@ -562,8 +562,7 @@ def _register_numba() -> None:
 
     @register_funcify_default_op_cache_key(MaxPoolKernelGrad)
     def numba_max_pool_grad(op, node=None, **kwargs):
-        lengths, _, gradient = window_walk(op)
-        salt = 2 * _KERNEL_VERSION + int(parallel_kernels())
+        lengths, _, gradient, salt = window_walk(op)
 
         @numba_njit
         def max_pool_grad(x, g):
