@@ -224,3 +224,32 @@ def test_prepare_sets_only_what_is_missing_and_only_in_time(monkeypatch):
     assert _thread_pools.prepare_idle_settings() == (True, "")
     assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "4"
     assert os.environ["OMP_WAIT_POLICY"] == "active"
+
+
+def test_late_import_warns_once_and_opting_out_does_not():
+    code = (
+        "import warnings\n"
+        "import scipy.linalg\n"
+        "import plasagne\n"
+        "from plasagne.ops import blas_threads\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    blas_threads.parallel_kernels(); blas_threads.parallel_kernels()\n"
+        "print(len(caught), *[str(w.message) for w in caught], sep='|')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
+    runs = {
+        opt_out: subprocess.run(
+            [sys.executable, "-c", code],
+            env={**env, "PLASAGNE_PARALLEL_KERNELS": opt_out},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for opt_out in ("1", "0")
+    }
+    count, message = runs["1"].split("|")
+    assert count == "1"
+    assert "run on one thread: SciPy's BLAS was loaded before plasagne" in message
+    assert "OPENBLAS_THREAD_TIMEOUT=4" in message
+    assert runs["0"] == "0"

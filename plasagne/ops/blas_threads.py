@@ -11,7 +11,8 @@ cached code names the symbol, which is registered again in every process).
 
 :func:`parallel_kernels` says whether parallel kernels run: the BLAS is OpenBLAS, Numba
 has more than one thread, and the idle-thread environment (:mod:`plasagne._thread_pools`)
-took effect. ``PARALLEL_KERNELS`` overrides it for kernels compiled afterwards (it is part
+took effect; when only the import order stands in the way, it warns once.
+``PARALLEL_KERNELS`` overrides it for kernels compiled afterwards (it is part
 of their cache key).
 
 Examples
@@ -23,6 +24,7 @@ True
 from __future__ import annotations
 
 import ctypes
+import warnings
 from functools import cache
 from typing import Any
 
@@ -129,6 +131,22 @@ def why_serial() -> str:
     return _thread_pools.SETTLED_REASON
 
 
+_WARNED: list[str] = []
+
+
+def _warn_late_import(reason: str) -> None:
+    """Warn once per process when import order alone keeps the kernels serial."""
+    if "import plasagne first" not in reason or _WARNED:
+        return
+    _WARNED.append(reason)
+    warnings.warn(
+        f"plasagne: the convolution and pooling kernels run on one thread: {reason}, or "
+        "set OPENBLAS_THREAD_TIMEOUT=4 and OMP_WAIT_POLICY=passive before Python starts "
+        "(docs/ops.md, 'Parallel kernels on Numba')",
+        stacklevel=3,
+    )
+
+
 def parallel_kernels() -> bool:
     """Whether kernels compiled now split their work over Numba's threads.
 
@@ -145,7 +163,9 @@ def parallel_kernels() -> bool:
     >>> parallel_kernels() == (why_serial() == "")
     True
     """
-    if why_serial():
+    reason = why_serial()
+    if reason:
+        _warn_late_import(reason)
         return False
     from numba.np.ufunc.parallel import _launch_threads
 
