@@ -13,7 +13,7 @@ import pytest
 
 from plasagne.ops import blas_threads
 
-SETTINGS = ("OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY", "PLASAGNE_PARALLEL_KERNELS")
+SETTINGS = ("OPENBLAS_THREAD_TIMEOUT", "NUMBA_THREADING_LAYER", "PLASAGNE_PARALLEL_KERNELS")
 
 REPORT = """
 import json, os
@@ -26,7 +26,7 @@ print(json.dumps({{
     "parallel": blas_threads.parallel_kernels(),
     "why_serial": blas_threads.why_serial(),
     "timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
-    "policy": os.environ.get("OMP_WAIT_POLICY"),
+    "layer": os.environ.get("NUMBA_THREADING_LAYER"),
 }}))
 """
 
@@ -48,12 +48,12 @@ def report(imports, **env):
 def test_importing_plasagne_first_sets_both_idle_settings():
     got = report("import plasagne")
     assert got["settled"] and got["reason"] == ""
-    assert (got["timeout"], got["policy"]) == ("4", "passive")
+    assert (got["timeout"], got["layer"]) == ("4", "workqueue")
 
 
 def test_settings_the_user_made_are_kept():
     got = report("import plasagne", OPENBLAS_THREAD_TIMEOUT="6")
-    assert got["settled"] and (got["timeout"], got["policy"]) == ("6", "passive")
+    assert got["settled"] and (got["timeout"], got["layer"]) == ("6", "workqueue")
 
 
 def test_scipy_blas_loaded_first_leaves_kernels_serial_and_says_why():
@@ -68,7 +68,7 @@ def test_late_import_is_fine_when_the_user_set_both_settings():
     got = report(
         "import scipy.linalg\nimport plasagne",
         OPENBLAS_THREAD_TIMEOUT="4",
-        OMP_WAIT_POLICY="passive",
+        NUMBA_THREADING_LAYER="workqueue",
     )
     assert got["settled"] and got["reason"] == ""
 
@@ -77,7 +77,7 @@ def test_opting_out_leaves_the_environment_alone():
     got = report("import plasagne", PLASAGNE_PARALLEL_KERNELS="0")
     assert not got["settled"] and not got["parallel"]
     assert got["reason"] == "PLASAGNE_PARALLEL_KERNELS=0"
-    assert got["timeout"] is None and got["policy"] is None
+    assert got["timeout"] is None and got["layer"] is None
 
 
 def test_one_numba_thread_means_serial_kernels():
@@ -220,10 +220,10 @@ def test_prepare_sets_only_what_is_missing_and_only_in_time(monkeypatch):
     assert _thread_pools.prepare_idle_settings() == (False, "too late for a test")
     assert "OPENBLAS_THREAD_TIMEOUT" not in os.environ
     monkeypatch.setattr(_thread_pools, "_too_late", lambda: "")
-    monkeypatch.setenv("OMP_WAIT_POLICY", "active")
+    monkeypatch.setenv("NUMBA_THREADING_LAYER", "omp")
     assert _thread_pools.prepare_idle_settings() == (True, "")
     assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "4"
-    assert os.environ["OMP_WAIT_POLICY"] == "active"
+    assert os.environ["NUMBA_THREADING_LAYER"] == "omp"
 
 
 def test_late_import_warns_once_and_opting_out_does_not():
@@ -253,3 +253,42 @@ def test_late_import_warns_once_and_opting_out_does_not():
     assert "run on one thread: SciPy's BLAS was loaded before plasagne" in message
     assert "OPENBLAS_THREAD_TIMEOUT=4" in message
     assert runs["0"] == "0"
+
+
+FORKED = """
+import os
+import numpy as np, pytensor, pytensor.tensor as pt
+import plasagne
+from plasagne.ops import blas_threads
+from plasagne.ops.chunked_corr import ChunkedCorr
+blas_threads.PARALLEL_KERNELS = True
+x, w = pt.tensor5("x"), pt.tensor5("w")
+out = pt.exp(ChunkedCorr((1, 3, 3), (1, 1, 1), (1, 1, 1))(x, w) * 0.1)
+f = pytensor.function([x, w], out, mode="NUMBA")
+rng = np.random.default_rng(0)
+xv, wv = rng.standard_normal((30, 4, 1, 9, 9)), rng.standard_normal((5, 4, 1, 3, 3))
+want = f(xv, wv)
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if np.allclose(f(xv, wv), want) else 3)
+print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+@pytest.mark.backend
+def test_a_forked_process_runs_the_parallel_kernels():
+    """PyMC's multi-chain sampling forks on Linux; GNU OpenMP aborts a forked child in
+    its first parallel loop ("fork() called from a process already using GNU OpenMP"),
+    Numba's workqueue threads do not."""
+    if blas_threads.blas_thread_functions() is None or not hasattr(os, "fork"):
+        pytest.skip("needs OpenBLAS and fork")
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", FORKED],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "0", done.stderr[-2000:]

@@ -141,7 +141,8 @@ def _warn_late_import(reason: str) -> None:
     _WARNED.append(reason)
     warnings.warn(
         f"plasagne: the convolution and pooling kernels run on one thread: {reason}, or "
-        "set OPENBLAS_THREAD_TIMEOUT=4 and OMP_WAIT_POLICY=passive before Python starts "
+        "set OPENBLAS_THREAD_TIMEOUT=4 and NUMBA_THREADING_LAYER=workqueue before Python "
+        "starts "
         "(docs/ops.md, 'Parallel kernels on Numba')",
         stacklevel=3,
     )
@@ -167,7 +168,10 @@ def parallel_kernels() -> bool:
     if reason:
         _warn_late_import(reason)
         return False
+    import numba
     from numba.np.ufunc.parallel import _launch_threads
 
+    if numba.config.THREADING_LAYER == "default":  # Numba imported before plasagne set it
+        numba.config.THREADING_LAYER = _thread_pools.IDLE_SETTINGS["NUMBA_THREADING_LAYER"]
     _launch_threads()
     return True
