@@ -2,18 +2,18 @@
 
 The chunked correlation (:mod:`plasagne.ops.chunked_corr`) splits its chunks over Numba's
 threads, each running single-threaded BLAS, between OpenBLAS's own multi-threaded products
-elsewhere in the step. OpenBLAS keeps its idle threads spinning for about 2**28 cycles (a
-tenth of a second) after each product, and Numba's usual threading layer, GNU OpenMP,
-spins too; on a two-core machine a spinning pool takes a core from the other one:
-measured, a parallel chunk loop between two products ran 1.5-2x slower than the serial
-one instead of 1.4x faster. GNU OpenMP is also not fork-safe: a process forked after it
-started (PyMC's multi-chain sampling forks on Linux) aborts in its first parallel loop.
-So this module (imported first by ``plasagne``, before PyTensor brings in SciPy's BLAS
-and Numba) sets ``OPENBLAS_THREAD_TIMEOUT=4`` (idle OpenBLAS workers sleep after 2**4
-cycles) and ``NUMBA_THREADING_LAYER=workqueue`` (Numba's own pool: sleeps when idle,
-fork-safe) unless the user set them, and records whether SciPy's OpenBLAS or Numba's
-threads were loaded already, in which case the settings came too late and the kernels
-stay serial.
+elsewhere in the step. Both pools keep idle threads spinning after their work: OpenBLAS's
+for about 2**28 cycles (a tenth of a second), OpenMP's (Numba's usual threading layer)
+for a while too, and on a two-core machine a spinning pool takes a core from the other
+one: measured, a parallel chunk loop between two products ran 1.5-2x slower than the
+serial one instead of 1.4x faster. Both libraries read their idle setting from the
+environment once, when they load, so this module (imported first by ``plasagne``, before
+PyTensor brings in SciPy's BLAS) sets ``OPENBLAS_THREAD_TIMEOUT=4`` (idle workers sleep
+after 2**4 cycles) and ``OMP_WAIT_POLICY=passive`` unless the user set them, and records
+whether SciPy's OpenBLAS and Numba's threads were already loaded, in which case the
+setting came too late and the kernels stay serial. (Numba's fork-safe ``workqueue``
+layer instead of OpenMP cost 15-30% of the gain; the kernels run serially in forked
+children instead, :func:`plasagne.ops.blas_threads.threads_usable_function`.)
 
 Set ``PLASAGNE_PARALLEL_KERNELS=0`` to leave the environment alone and keep every kernel
 serial.
@@ -33,7 +33,7 @@ import sys
 __all__ = ["SETTLED", "SETTLED_REASON", "IDLE_SETTINGS", "prepare_idle_settings"]
 
 #: The environment settings, each applied unless the user set it already.
-IDLE_SETTINGS = {"OPENBLAS_THREAD_TIMEOUT": "4", "NUMBA_THREADING_LAYER": "workqueue"}
+IDLE_SETTINGS = {"OPENBLAS_THREAD_TIMEOUT": "4", "OMP_WAIT_POLICY": "passive"}
 
 
 def _loaded_libraries() -> str:

@@ -13,7 +13,12 @@ import pytest
 
 from plasagne.ops import blas_threads
 
-SETTINGS = ("OPENBLAS_THREAD_TIMEOUT", "NUMBA_THREADING_LAYER", "PLASAGNE_PARALLEL_KERNELS")
+SETTINGS = (
+    "OPENBLAS_THREAD_TIMEOUT",
+    "OMP_WAIT_POLICY",
+    "NUMBA_THREADING_LAYER",
+    "PLASAGNE_PARALLEL_KERNELS",
+)
 
 REPORT = """
 import json, os
@@ -26,7 +31,7 @@ print(json.dumps({{
     "parallel": blas_threads.parallel_kernels(),
     "why_serial": blas_threads.why_serial(),
     "timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
-    "layer": os.environ.get("NUMBA_THREADING_LAYER"),
+    "policy": os.environ.get("OMP_WAIT_POLICY"),
 }}))
 """
 
@@ -48,12 +53,12 @@ def report(imports, **env):
 def test_importing_plasagne_first_sets_both_idle_settings():
     got = report("import plasagne")
     assert got["settled"] and got["reason"] == ""
-    assert (got["timeout"], got["layer"]) == ("4", "workqueue")
+    assert (got["timeout"], got["policy"]) == ("4", "passive")
 
 
 def test_settings_the_user_made_are_kept():
     got = report("import plasagne", OPENBLAS_THREAD_TIMEOUT="6")
-    assert got["settled"] and (got["timeout"], got["layer"]) == ("6", "workqueue")
+    assert got["settled"] and (got["timeout"], got["policy"]) == ("6", "passive")
 
 
 def test_scipy_blas_loaded_first_leaves_kernels_serial_and_says_why():
@@ -68,7 +73,7 @@ def test_late_import_is_fine_when_the_user_set_both_settings():
     got = report(
         "import scipy.linalg\nimport plasagne",
         OPENBLAS_THREAD_TIMEOUT="4",
-        NUMBA_THREADING_LAYER="workqueue",
+        OMP_WAIT_POLICY="passive",
     )
     assert got["settled"] and got["reason"] == ""
 
@@ -77,7 +82,7 @@ def test_opting_out_leaves_the_environment_alone():
     got = report("import plasagne", PLASAGNE_PARALLEL_KERNELS="0")
     assert not got["settled"] and not got["parallel"]
     assert got["reason"] == "PLASAGNE_PARALLEL_KERNELS=0"
-    assert got["timeout"] is None and got["layer"] is None
+    assert got["timeout"] is None and got["policy"] is None
 
 
 def test_one_numba_thread_means_serial_kernels():
@@ -220,10 +225,10 @@ def test_prepare_sets_only_what_is_missing_and_only_in_time(monkeypatch):
     assert _thread_pools.prepare_idle_settings() == (False, "too late for a test")
     assert "OPENBLAS_THREAD_TIMEOUT" not in os.environ
     monkeypatch.setattr(_thread_pools, "_too_late", lambda: "")
-    monkeypatch.setenv("NUMBA_THREADING_LAYER", "omp")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "active")
     assert _thread_pools.prepare_idle_settings() == (True, "")
     assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "4"
-    assert os.environ["NUMBA_THREADING_LAYER"] == "omp"
+    assert os.environ["OMP_WAIT_POLICY"] == "active"
 
 
 def test_late_import_warns_once_and_opting_out_does_not():
@@ -272,14 +277,16 @@ pid = os.fork()
 if pid == 0:
     os._exit(0 if np.allclose(f(xv, wv), want) else 3)
 print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+import numba
+print(numba.threading_layer())
 """
 
 
 @pytest.mark.backend
 def test_a_forked_process_runs_the_parallel_kernels():
     """PyMC's multi-chain sampling forks on Linux; GNU OpenMP aborts a forked child in
-    its first parallel loop ("fork() called from a process already using GNU OpenMP"),
-    Numba's workqueue threads do not."""
+    its first parallel loop ("fork() called from a process already using GNU OpenMP"), so
+    the kernels run their loops serially in a forked child."""
     if blas_threads.blas_thread_functions() is None or not hasattr(os, "fork"):
         pytest.skip("needs OpenBLAS and fork")
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
@@ -291,4 +298,15 @@ def test_a_forked_process_runs_the_parallel_kernels():
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "0", done.stderr[-2000:]
+    child_exit, layer = done.stdout.strip().splitlines()[-2:]
+    assert child_exit == "0", done.stderr[-2000:]
+    assert layer in ("omp", "tbb", "workqueue")
+
+
+def test_threads_are_usable_only_in_the_process_that_started_them(monkeypatch):
+    monkeypatch.setattr(blas_threads, "_THREADS_STARTED_BY", [])
+    assert blas_threads._threads_usable() == 0
+    monkeypatch.setattr(blas_threads, "_THREADS_STARTED_BY", [os.getpid() + 1])
+    assert blas_threads._threads_usable() == 0  # as in a forked child
+    monkeypatch.setattr(blas_threads, "_THREADS_STARTED_BY", [os.getpid()])
+    assert blas_threads._threads_usable() == 1

@@ -24,6 +24,7 @@ True
 from __future__ import annotations
 
 import ctypes
+import os
 import warnings
 from functools import cache
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = [
     "PARALLEL_KERNELS",
     "PRANGE_ONLY",
     "blas_thread_functions",
+    "threads_usable_function",
     "parallel_kernels",
     "why_serial",
 ]
@@ -141,8 +143,7 @@ def _warn_late_import(reason: str) -> None:
     _WARNED.append(reason)
     warnings.warn(
         f"plasagne: the convolution and pooling kernels run on one thread: {reason}, or "
-        "set OPENBLAS_THREAD_TIMEOUT=4 and NUMBA_THREADING_LAYER=workqueue before Python "
-        "starts "
+        "set OPENBLAS_THREAD_TIMEOUT=4 and OMP_WAIT_POLICY=passive before Python starts "
         "(docs/ops.md, 'Parallel kernels on Numba')",
         stacklevel=3,
     )
@@ -168,10 +169,46 @@ def parallel_kernels() -> bool:
     if reason:
         _warn_late_import(reason)
         return False
-    import numba
     from numba.np.ufunc.parallel import _launch_threads
 
-    if numba.config.THREADING_LAYER == "default":  # Numba imported before plasagne set it
-        numba.config.THREADING_LAYER = _thread_pools.IDLE_SETTINGS["NUMBA_THREADING_LAYER"]
     _launch_threads()
+    _THREADS_STARTED_BY.append(os.getpid())
     return True
+
+
+# the processes that started Numba's threads (a fork child inherits the parent's entry)
+_THREADS_STARTED_BY: list[int] = []
+
+
+def _threads_usable() -> int:
+    """1 in the process that started Numba's threads, 0 in a child forked from it."""
+    return int(bool(_THREADS_STARTED_BY) and os.getpid() in _THREADS_STARTED_BY)
+
+
+_THREADS_USABLE_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int)(_threads_usable)
+_USABLE_SYMBOL = "plasagne_threads_usable"
+
+
+@cache
+def threads_usable_function() -> Any:
+    """A Numba external function ``threads_usable() -> int``: 0 in a forked child.
+
+    GNU OpenMP, Numba's usual threading layer, is not fork-safe: a child forked after the
+    parent's threads started (PyMC's multi-chain sampling forks on Linux) aborts in its
+    first parallel loop. Parallel kernels ask this first and run their loops serially
+    when it says 0. It calls back into Python (the kernels run holding the GIL), about a
+    microsecond per kernel call.
+
+    Examples
+    --------
+    >>> import numba
+    >>> usable = threads_usable_function()
+    >>> numba.njit(lambda: usable())() in (0, 1)
+    True
+    """
+    import llvmlite.binding as llvm
+    from numba.core import types
+
+    address = ctypes.cast(_THREADS_USABLE_CALLBACK, ctypes.c_void_p).value
+    llvm.add_symbol(_USABLE_SYMBOL, address)
+    return types.ExternalFunction(_USABLE_SYMBOL, types.intc())

@@ -53,7 +53,12 @@ from pytensor.gradient import disconnected_type
 from pytensor.graph.basic import Apply
 from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 
-from .blas_threads import PRANGE_ONLY, blas_thread_functions, parallel_kernels
+from .blas_threads import (
+    PRANGE_ONLY,
+    blas_thread_functions,
+    parallel_kernels,
+    threads_usable_function,
+)
 from .conv import pad_spatial
 from .corr_op import CorrNd, CorrNdGrad
 from .im2col import (
@@ -83,7 +88,7 @@ CHUNK_BYTES = 4 * 2**20
 WIDE_DEPTH = 64
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 6
+_KERNEL_VERSION = 7
 
 
 def _check_operands(who: str, **tensors: Any) -> None:
@@ -370,6 +375,27 @@ def _register_numba() -> None:
         salt = 2 * _KERNEL_VERSION + int(parallel)
         return _numba_kernels(op, numba_njit, parallel), enter, leave, parallel, salt
 
+    def both_loops(loop, parallel, enter, leave):
+        """``loop`` compiled for Numba's threads (when ``parallel``, BLAS single-threaded
+        meanwhile) and serially, with the check that picks one per call: threads, unless
+        in a child forked from the process that started them (GNU OpenMP would abort it)."""
+        serial = numba_njit(loop)
+        if not parallel:
+            return serial
+        threaded = numba_njit(parallel=PRANGE_ONLY)(loop)
+        usable = threads_usable_function()
+
+        @numba_njit
+        def run(*args):
+            if usable():
+                blas_threads = enter()
+                threaded(*args)
+                leave(blas_threads)
+            else:
+                serial(*args)
+
+        return run
+
     @register_funcify_default_op_cache_key(ChunkedCorr)
     def numba_chunked_corr(op, node=None, **kwargs):
         (lengths, walk, chunk_size, taps), enter, leave, parallel, salt = kernel_pieces(op)
@@ -401,10 +427,11 @@ def _register_numba() -> None:
                         for f in range(filters):
                             target[f, p] = source[f]
 
-        @numba_njit(parallel=PRANGE_ONLY if parallel else False)
-        def all_chunks(x, w_mat, w_t, flat, chunk):
+        def chunk_loop(x, w_mat, w_t, flat, chunk):
             for index in prange((x.shape[0] + chunk - 1) // chunk):
                 forward_chunk(x, w_mat, w_t, flat, chunk, np.int64(index))
+
+        all_chunks = both_loops(chunk_loop, parallel, enter, leave)
 
         @numba_njit
         def chunked_corr(x, w):
@@ -420,9 +447,7 @@ def _register_numba() -> None:
             chunk = chunk_size(x.shape, x.itemsize)
             out = np.empty((batch, filters, od, oh, ow), dtype=x.dtype)
             flat = out.reshape((batch, filters, positions))
-            blas_threads = enter()
             all_chunks(x, w_mat, w_t, flat, chunk)
-            leave(blas_threads)
             return out
 
         return chunked_corr, salt
@@ -464,10 +489,11 @@ def _register_numba() -> None:
                                 p += 1
             return np.dot(g_rows, rows)
 
-        @numba_njit(parallel=PRANGE_ONLY if parallel else False)
-        def all_chunks(x, g, chunk, shares):
+        def chunk_loop(x, g, chunk, shares):
             for index in prange(shares.shape[0]):
                 filters_chunk(x, g, chunk, np.int64(index), shares)
+
+        all_chunks = both_loops(chunk_loop, parallel, enter, leave)
 
         @numba_njit
         def chunked_corr_grad_filters(x, g):
@@ -480,9 +506,7 @@ def _register_numba() -> None:
             chunk = chunk_size(x.shape, x.itemsize)
             chunks = (batch + chunk - 1) // chunk
             shares = np.empty((chunks, filters, depth), dtype=x.dtype)
-            blas_threads = enter()
             all_chunks(x, g, chunk, shares)
-            leave(blas_threads)
             dw = np.zeros((filters, depth), dtype=x.dtype)
             for index in range(chunks):  # in chunk order, whatever thread made each share
                 dw += shares[index]
@@ -514,10 +538,11 @@ def _register_numba() -> None:
                                 p += 1
             walk(dx, first, count, np.dot(g_rows, w_mat), False)
 
-        @numba_njit(parallel=PRANGE_ONLY if parallel else False)
-        def all_chunks(w_mat, g, dx, chunk):
+        def chunk_loop(w_mat, g, dx, chunk):
             for index in prange((dx.shape[0] + chunk - 1) // chunk):
                 input_chunk(w_mat, g, dx, chunk, np.int64(index))
+
+        all_chunks = both_loops(chunk_loop, parallel, enter, leave)
 
         @numba_njit
         def chunked_corr_grad_input(w, g, like):
@@ -530,9 +555,7 @@ def _register_numba() -> None:
             w_mat = np.ascontiguousarray(w).reshape((filters, depth))
             chunk = chunk_size(like.shape, w.itemsize)
             dx = np.zeros(like.shape, dtype=w.dtype)
-            blas_threads = enter()
             all_chunks(w_mat, g, dx, chunk)
-            leave(blas_threads)
             return dx
 
         return chunked_corr_grad_input, salt
