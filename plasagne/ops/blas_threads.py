@@ -35,6 +35,7 @@ __all__ = [
     "PARALLEL_KERNELS",
     "PRANGE_ONLY",
     "blas_thread_functions",
+    "threads_or_serial",
     "threads_usable_function",
     "parallel_kernels",
     "why_serial",
@@ -212,3 +213,66 @@ def threads_usable_function() -> Any:
     address = ctypes.cast(_THREADS_USABLE_CALLBACK, ctypes.c_void_p).value
     llvm.add_symbol(_USABLE_SYMBOL, address)
     return types.ExternalFunction(_USABLE_SYMBOL, types.intc())
+
+
+def threads_or_serial(
+    loop: Any, numba_njit: Any, parallel: bool, enter: Any = None, leave: Any = None
+) -> Any:
+    """A ``prange`` loop compiled for Numba's threads and serially, picked per call.
+
+    The threaded loop runs in the process that started Numba's threads (between
+    ``enter()``, which returns a state, and ``leave(state)``, e.g. BLAS set to one thread
+    and back); a child forked from it runs the serial one (GNU OpenMP would abort it).
+
+    Parameters
+    ----------
+    loop : callable
+        A Python function whose loop is a ``prange``.
+    numba_njit : callable
+        The decorator to compile with (PyTensor's ``numba_njit`` inside kernels).
+    parallel : bool
+        False: only the serial loop is compiled and returned.
+    enter, leave : callable, optional
+        Compiled functions run around the threaded loop.
+
+    Returns
+    -------
+    callable
+        A compiled function with ``loop``'s arguments.
+
+    Examples
+    --------
+    >>> import numba, numpy as np
+    >>> def fill(out):
+    ...     for i in numba.prange(out.shape[0]):
+    ...         out[i] = i
+    >>> run = threads_or_serial(fill, numba.njit, parallel=True)
+    >>> out = np.zeros(4)
+    >>> run(out)
+    >>> out.tolist()
+    [0.0, 1.0, 2.0, 3.0]
+    """
+    serial = numba_njit(loop)
+    if not parallel:
+        return serial
+    threaded = numba_njit(parallel=PRANGE_ONLY)(loop)
+    usable = threads_usable_function()
+    if enter is None:
+
+        def nothing():
+            return 0
+
+        def ignore(state):
+            pass
+
+        enter, leave = numba_njit(nothing), numba_njit(ignore)
+
+    def run(*args):
+        if usable():
+            state = enter()
+            threaded(*args)
+            leave(state)
+        else:
+            serial(*args)
+
+    return numba_njit(run)

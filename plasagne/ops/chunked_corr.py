@@ -54,10 +54,9 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 
 from .blas_threads import (
-    PRANGE_ONLY,
     blas_thread_functions,
     parallel_kernels,
-    threads_usable_function,
+    threads_or_serial,
 )
 from .conv import pad_spatial
 from .corr_op import CorrNd, CorrNdGrad
@@ -88,7 +87,7 @@ CHUNK_BYTES = 4 * 2**20
 WIDE_DEPTH = 64
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 7
+_KERNEL_VERSION = 8
 
 
 def _check_operands(who: str, **tensors: Any) -> None:
@@ -375,27 +374,6 @@ def _register_numba() -> None:
         salt = 2 * _KERNEL_VERSION + int(parallel)
         return _numba_kernels(op, numba_njit, parallel), enter, leave, parallel, salt
 
-    def both_loops(loop, parallel, enter, leave):
-        """``loop`` compiled for Numba's threads (when ``parallel``, BLAS single-threaded
-        meanwhile) and serially, with the check that picks one per call: threads, unless
-        in a child forked from the process that started them (GNU OpenMP would abort it)."""
-        serial = numba_njit(loop)
-        if not parallel:
-            return serial
-        threaded = numba_njit(parallel=PRANGE_ONLY)(loop)
-        usable = threads_usable_function()
-
-        @numba_njit
-        def run(*args):
-            if usable():
-                blas_threads = enter()
-                threaded(*args)
-                leave(blas_threads)
-            else:
-                serial(*args)
-
-        return run
-
     @register_funcify_default_op_cache_key(ChunkedCorr)
     def numba_chunked_corr(op, node=None, **kwargs):
         (lengths, walk, chunk_size, taps), enter, leave, parallel, salt = kernel_pieces(op)
@@ -431,7 +409,7 @@ def _register_numba() -> None:
             for index in prange((x.shape[0] + chunk - 1) // chunk):
                 forward_chunk(x, w_mat, w_t, flat, chunk, np.int64(index))
 
-        all_chunks = both_loops(chunk_loop, parallel, enter, leave)
+        all_chunks = threads_or_serial(chunk_loop, numba_njit, parallel, enter, leave)
 
         @numba_njit
         def chunked_corr(x, w):
@@ -493,7 +471,7 @@ def _register_numba() -> None:
             for index in prange(shares.shape[0]):
                 filters_chunk(x, g, chunk, np.int64(index), shares)
 
-        all_chunks = both_loops(chunk_loop, parallel, enter, leave)
+        all_chunks = threads_or_serial(chunk_loop, numba_njit, parallel, enter, leave)
 
         @numba_njit
         def chunked_corr_grad_filters(x, g):
@@ -542,7 +520,7 @@ def _register_numba() -> None:
             for index in prange((dx.shape[0] + chunk - 1) // chunk):
                 input_chunk(w_mat, g, dx, chunk, np.int64(index))
 
-        all_chunks = both_loops(chunk_loop, parallel, enter, leave)
+        all_chunks = threads_or_serial(chunk_loop, numba_njit, parallel, enter, leave)
 
         @numba_njit
         def chunked_corr_grad_input(w, g, like):

@@ -54,7 +54,7 @@ from pytensor.graph.op import Op
 from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 from pytensor.tensor.symbolic import FusibleSymbolicOp
 
-from .blas_threads import PRANGE_ONLY, parallel_kernels, threads_usable_function
+from .blas_threads import parallel_kernels, threads_or_serial
 from .pool import _out_length, pool_graph, pool_output_length
 
 __all__ = [
@@ -69,7 +69,7 @@ __all__ = [
 MAX_POOL_KERNEL_TAG = "max_pool_kernel"
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 12
+_KERNEL_VERSION = 13
 
 # the folded leading axis is split into this many blocks for Numba's threads
 _BLOCKS = 64
@@ -344,24 +344,6 @@ def _register_numba() -> None:
         register_funcify_default_op_cache_key,
     )
 
-    def threads_or_serial(loop, parallel):
-        """``loop`` on Numba's threads, except in a child forked from the process that
-        started them (GNU OpenMP would abort it), where it runs serially."""
-        serial = numba_njit(loop)
-        if not parallel:
-            return serial
-        threaded = numba_njit(parallel=PRANGE_ONLY)(loop)
-        usable = threads_usable_function()
-
-        @numba_njit
-        def run(*args):
-            if usable():
-                threaded(*args)
-            else:
-                serial(*args)
-
-        return run
-
     def window_walk(op: _KernelSettings):
         """Kernels for ``op``'s settings and their cache salt (kernel version, and whether
         they run in parallel). Windows inside the input run loops of constant length
@@ -552,8 +534,8 @@ def _register_numba() -> None:
                 index = np.int64(block)
                 backward(x, g, dx, assign, n * index // blocks, n * (index + 1) // blocks)
 
-        forward_blocks = threads_or_serial(forward_loop, parallel)
-        backward_blocks = threads_or_serial(backward_loop, parallel)
+        forward_blocks = threads_or_serial(forward_loop, numba_njit, parallel)
+        backward_blocks = threads_or_serial(backward_loop, numba_njit, parallel)
 
         @numba_njit
         def gradient(x, g):
