@@ -35,6 +35,7 @@ __all__ = [
     "PARALLEL_KERNELS",
     "PRANGE_ONLY",
     "blas_thread_functions",
+    "register_symbols",
     "threads_or_serial",
     "threads_usable_function",
     "parallel_kernels",
@@ -173,17 +174,18 @@ def parallel_kernels() -> bool:
     from numba.np.ufunc.parallel import _launch_threads
 
     _launch_threads()
-    _THREADS_STARTED_BY.append(os.getpid())
+    if not _THREADS_STARTED_BY:  # a forked child inherits the parent's entry: never its own
+        _THREADS_STARTED_BY.append(os.getpid())
     return True
 
 
-# the processes that started Numba's threads (a fork child inherits the parent's entry)
+# the process that started Numba's threads, once known
 _THREADS_STARTED_BY: list[int] = []
 
 
 def _threads_usable() -> int:
     """1 in the process that started Numba's threads, 0 in a child forked from it."""
-    return int(bool(_THREADS_STARTED_BY) and os.getpid() in _THREADS_STARTED_BY)
+    return int(os.getpid() in _THREADS_STARTED_BY)
 
 
 _THREADS_USABLE_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int)(_threads_usable)
@@ -215,14 +217,28 @@ def threads_usable_function() -> Any:
     return types.ExternalFunction(_USABLE_SYMBOL, types.intc())
 
 
+def register_symbols() -> None:
+    """Register the functions kernels call by symbol (BLAS's thread count, the fork
+    check) with LLVM: called when the kernels register, before any kernel compiles or a
+    cached one loads.
+
+    Examples
+    --------
+    >>> register_symbols()
+    """
+    blas_thread_functions()
+    threads_usable_function()
+
+
 def threads_or_serial(
-    loop: Any, numba_njit: Any, parallel: bool, enter: Any = None, leave: Any = None
+    loop: Any, numba_njit: Any, parallel: bool, single_threaded_blas: bool = False
 ) -> Any:
     """A ``prange`` loop compiled for Numba's threads and serially, picked per call.
 
-    The threaded loop runs in the process that started Numba's threads (between
-    ``enter()``, which returns a state, and ``leave(state)``, e.g. BLAS set to one thread
-    and back); a child forked from it runs the serial one (GNU OpenMP would abort it).
+    The threaded loop runs in the process that started Numba's threads, with OpenBLAS
+    set to one thread meanwhile when ``single_threaded_blas`` (for loops whose iterations
+    call BLAS); a child forked from that process runs the serial loop (GNU OpenMP would
+    abort it).
 
     Parameters
     ----------
@@ -232,8 +248,8 @@ def threads_or_serial(
         The decorator to compile with (PyTensor's ``numba_njit`` inside kernels).
     parallel : bool
         False: only the serial loop is compiled and returned.
-    enter, leave : callable, optional
-        Compiled functions run around the threaded loop.
+    single_threaded_blas : bool
+        Set BLAS to one thread around the threaded loop, and back after it.
 
     Returns
     -------
@@ -257,22 +273,25 @@ def threads_or_serial(
         return serial
     threaded = numba_njit(parallel=PRANGE_ONLY)(loop)
     usable = threads_usable_function()
-    if enter is None:
+    blas = blas_thread_functions() if single_threaded_blas else None
+    if blas is None:
 
-        def nothing():
-            return 0
+        def run(*args):
+            if usable():
+                threaded(*args)
+            else:
+                serial(*args)
 
-        def ignore(state):
-            pass
+        return numba_njit(run)
+    get_threads, set_threads = blas
 
-        enter, leave = numba_njit(nothing), numba_njit(ignore)
-
-    def run(*args):
+    def run_with_one_blas_thread(*args):
         if usable():
-            state = enter()
+            count = get_threads()
+            set_threads(1)
             threaded(*args)
-            leave(state)
+            set_threads(count)
         else:
             serial(*args)
 
-    return numba_njit(run)
+    return numba_njit(run_with_one_blas_thread)

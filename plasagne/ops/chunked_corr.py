@@ -54,8 +54,8 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 
 from .blas_threads import (
-    blas_thread_functions,
     parallel_kernels,
+    register_symbols,
     threads_or_serial,
 )
 from .conv import pad_spatial
@@ -87,7 +87,7 @@ CHUNK_BYTES = 4 * 2**20
 WIDE_DEPTH = 64
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 8
+_KERNEL_VERSION = 9
 
 
 def _check_operands(who: str, **tensors: Any) -> None:
@@ -323,39 +323,6 @@ def _numba_kernels(op: _PatchOp, numba_njit: Any, parallel: bool) -> tuple:
     return lengths, walk, chunk_size, taps
 
 
-def _blas_team(parallel: bool, numba_njit: Any) -> tuple:
-    """``(enter, leave)``: BLAS single-threaded while a parallel chunk loop runs.
-
-    ``enter()`` returns BLAS's thread count and sets it to one; ``leave(count)`` restores
-    it. Serial kernels get functions that do nothing.
-    """
-    functions = blas_thread_functions() if parallel else None
-    if functions is None:
-
-        @numba_njit
-        def enter():
-            return 0
-
-        @numba_njit
-        def leave(count):
-            pass
-
-        return enter, leave
-    get_threads, set_threads = functions
-
-    @numba_njit
-    def enter():
-        count = get_threads()
-        set_threads(1)
-        return count
-
-    @numba_njit
-    def leave(count):
-        set_threads(count)
-
-    return enter, leave
-
-
 def _register_numba() -> None:
     from numba import prange
     from pytensor.link.numba.dispatch.basic import (
@@ -363,20 +330,17 @@ def _register_numba() -> None:
         register_funcify_default_op_cache_key,
     )
 
-    # parallel kernels call BLAS's thread functions by symbol: registered with LLVM now,
-    # before anything compiles or loads a cached kernel
-    blas_thread_functions()
+    register_symbols()
 
     def kernel_pieces(op):
         """The kernels' shared pieces, whether they run in parallel, and the cache salt."""
         parallel = parallel_kernels()
-        enter, leave = _blas_team(parallel, numba_njit)
         salt = 2 * _KERNEL_VERSION + int(parallel)
-        return _numba_kernels(op, numba_njit, parallel), enter, leave, parallel, salt
+        return _numba_kernels(op, numba_njit, parallel), parallel, salt
 
     @register_funcify_default_op_cache_key(ChunkedCorr)
     def numba_chunked_corr(op, node=None, **kwargs):
-        (lengths, walk, chunk_size, taps), enter, leave, parallel, salt = kernel_pieces(op)
+        (lengths, walk, chunk_size, taps), parallel, salt = kernel_pieces(op)
 
         @numba_njit
         def forward_chunk(x, w_mat, w_t, flat, chunk, index):
@@ -409,7 +373,7 @@ def _register_numba() -> None:
             for index in prange((x.shape[0] + chunk - 1) // chunk):
                 forward_chunk(x, w_mat, w_t, flat, chunk, np.int64(index))
 
-        all_chunks = threads_or_serial(chunk_loop, numba_njit, parallel, enter, leave)
+        all_chunks = threads_or_serial(chunk_loop, numba_njit, parallel, single_threaded_blas=True)
 
         @numba_njit
         def chunked_corr(x, w):
@@ -432,7 +396,7 @@ def _register_numba() -> None:
 
     @register_funcify_default_op_cache_key(ChunkedCorrGradFilters)
     def numba_chunked_corr_grad_filters(op, node=None, **kwargs):
-        (lengths, walk, chunk_size, taps), enter, leave, parallel, salt = kernel_pieces(op)
+        (lengths, walk, chunk_size, taps), parallel, salt = kernel_pieces(op)
         kd, kh, kw = op.kernel
 
         @numba_njit
@@ -471,7 +435,7 @@ def _register_numba() -> None:
             for index in prange(shares.shape[0]):
                 filters_chunk(x, g, chunk, np.int64(index), shares)
 
-        all_chunks = threads_or_serial(chunk_loop, numba_njit, parallel, enter, leave)
+        all_chunks = threads_or_serial(chunk_loop, numba_njit, parallel, single_threaded_blas=True)
 
         @numba_njit
         def chunked_corr_grad_filters(x, g):
@@ -494,7 +458,7 @@ def _register_numba() -> None:
 
     @register_funcify_default_op_cache_key(ChunkedCorrGradInput)
     def numba_chunked_corr_grad_input(op, node=None, **kwargs):
-        (lengths, walk, chunk_size, taps), enter, leave, parallel, salt = kernel_pieces(op)
+        (lengths, walk, chunk_size, taps), parallel, salt = kernel_pieces(op)
 
         @numba_njit
         def input_chunk(w_mat, g, dx, chunk, index):
@@ -520,7 +484,7 @@ def _register_numba() -> None:
             for index in prange((dx.shape[0] + chunk - 1) // chunk):
                 input_chunk(w_mat, g, dx, chunk, np.int64(index))
 
-        all_chunks = threads_or_serial(chunk_loop, numba_njit, parallel, enter, leave)
+        all_chunks = threads_or_serial(chunk_loop, numba_njit, parallel, single_threaded_blas=True)
 
         @numba_njit
         def chunked_corr_grad_input(w, g, like):

@@ -54,7 +54,7 @@ from pytensor.graph.op import Op
 from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 from pytensor.tensor.symbolic import FusibleSymbolicOp
 
-from .blas_threads import parallel_kernels, threads_or_serial
+from .blas_threads import parallel_kernels, register_symbols, threads_or_serial
 from .pool import _out_length, pool_graph, pool_output_length
 
 __all__ = [
@@ -69,7 +69,7 @@ __all__ = [
 MAX_POOL_KERNEL_TAG = "max_pool_kernel"
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 13
+_KERNEL_VERSION = 14
 
 # the folded leading axis is split into this many blocks for Numba's threads
 _BLOCKS = 64
@@ -343,6 +343,8 @@ def _register_numba() -> None:
         numba_njit,
         register_funcify_default_op_cache_key,
     )
+
+    register_symbols()
 
     def window_walk(op: _KernelSettings):
         """Kernels for ``op``'s settings and their cache salt (kernel version, and whether
