@@ -3,6 +3,7 @@
     plasagne train --model cnn --data ~/mnist --iterations 5000 --out runs/cnn
     plasagne evaluate runs/cnn
     plasagne demo
+    plasagne precompile
 
 Every failure the user can cause (missing or corrupt data, an unknown model, an
 unwritable output directory, a checkpoint from another model) ends with one line on
@@ -113,6 +114,24 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--backend", default="numba")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--no-progress", action="store_true")
+
+    pre = sub.add_parser(
+        "precompile",
+        help="compile, once per machine, the kernels every later fit reuses (minutes)",
+    )
+    pre.add_argument("--backend", default="numba", help="numba (default), c, jax or fast_compile")
+    pre.add_argument("--models", nargs="+", default=None, help="default: mlp hier-mlp cnn")
+    pre.add_argument("--dtypes", nargs="+", default=None, help="default: float32 float64")
+    pre.add_argument(
+        "--reparameterizations", nargs="+", default=["weights"], help="weights, local, flipout"
+    )
+    pre.add_argument(
+        "--no-predictive", action="store_true", help="skip the posterior-predictive functions"
+    )
+    pre.add_argument(
+        "--jobs", type=int, default=None, help="worker processes (default: the number of CPUs)"
+    )
+    pre.add_argument("--no-progress", action="store_true")
     return parser
 
 
@@ -535,6 +554,36 @@ def demo(args: argparse.Namespace) -> int:
     return train(ns)
 
 
+def precompile(args: argparse.Namespace) -> int:
+    """Run ``plasagne precompile``: fill the backend's caches with tiny fits."""
+    from .models import MODELS
+    from .pymc_bridge.precompile import PRECOMPILE_DTYPES
+    from .pymc_bridge.precompile import precompile as run_precompile
+
+    if args.backend not in BACKENDS:
+        raise CLIError(f"unknown backend {args.backend!r}; choose one of {', '.join(BACKENDS)}")
+    start = time.perf_counter()
+    try:
+        rows = run_precompile(
+            BACKENDS[args.backend],
+            models=args.models or tuple(MODELS),
+            dtypes=args.dtypes or PRECOMPILE_DTYPES,
+            reparameterizations=args.reparameterizations,
+            predictive=not args.no_predictive,
+            jobs=args.jobs,
+            progressbar=not args.no_progress,
+        )
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+    for row in rows:
+        print(
+            f"{row['model']:>8} {row['dtype']} {row['reparameterization']:<8} "
+            f"{row['seconds']:6.1f} s"
+        )
+    print(f"precompiled {len(rows)} configurations in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``plasagne`` console script.
 
@@ -544,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     2
     """
     args = _parser().parse_args(argv)
-    handlers = {"train": train, "evaluate": evaluate, "demo": demo}
+    handlers = {"train": train, "evaluate": evaluate, "demo": demo, "precompile": precompile}
     try:
         return handlers[args.command](args)
     except CLIError as err:

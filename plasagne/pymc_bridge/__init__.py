@@ -17,5 +17,6 @@ from .convert import *  # noqa: F403
 from .fit import *  # noqa: F403
 from .metrics import *  # noqa: F403
 from .model import *  # noqa: F403
+from .precompile import *  # noqa: F403
 from .predict import *  # noqa: F403
 from .priors import *  # noqa: F403
