@@ -90,18 +90,20 @@ def test_floatx_is_restored():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "parameter"),
+    ("kwargs", "message"),
     [
-        ({"models": ["resnet"]}, "models"),
-        ({"models": []}, "models"),
-        ({"dtypes": ["float16"]}, "dtypes"),
-        ({"reparameterizations": ["rff"]}, "reparameterizations"),
-        ({"jobs": 0}, "jobs"),
+        ({"models": ["resnet"]}, "precompile: models must be .* found .*resnet"),
+        ({"models": []}, r"precompile: models must be .* found \[\]"),
+        ({"dtypes": ["float16"]}, "precompile: dtypes must be .* found .*float16"),
+        ({"reparameterizations": ["rff"]}, "precompile: reparameterizations must be .* found"),
+        ({"jobs": 0}, "precompile: jobs must be >= 1, found 0"),
+        ({"mode": "cuda"}, "mode: unknown backend 'cuda'"),
     ],
 )
-def test_bad_choices_name_the_parameter(kwargs, parameter):
-    with pytest.raises(ValueError, match=f"precompile: {parameter} must be .*found"):
-        precompile("fast_compile", progressbar=False, **kwargs)
+def test_bad_choices_name_the_parameter(kwargs, message):
+    kwargs = {"mode": "fast_compile", **kwargs}
+    with pytest.raises(ValueError, match=message):
+        precompile(progressbar=False, **kwargs)
 
 
 def test_command_line(capsys):

@@ -22,7 +22,7 @@ import numpy as np
 import pytensor
 
 from ..models import MODELS, default_prior
-from .fit import fit
+from .fit import fit, resolve_mode
 from .model import build_model
 from .predict import PosteriorPredictive
 from .reparam import ESTIMATORS
@@ -121,8 +121,8 @@ def precompile(
 
     Run it once after installing or upgrading (``plasagne precompile``): on Numba it takes
     a minute or two per dtype, and afterwards the first fit of a network built from the
-    same layers and priors compiles only its own step function (for the post's CNN about
-    16 s instead of about 65 s on 2 cores; see ``docs/performance.md``). Kernels a network
+    same layers and priors compiles little more than its own step function (for the post's
+    CNN about 15 s instead of about 65 s on 2 cores; see ``docs/performance.md``). Kernels a network
     needs beyond these (other nonlinearities, layers, priors or methods) still compile on
     its first fit, once.
 
@@ -147,6 +147,8 @@ def precompile(
         on one core). The configurations are split into contiguous groups, one per worker,
         so that those sharing a dtype mostly share a worker. With one group, or a ``mode``
         that is a Mode object rather than a name, everything runs in this process.
+        Workers are fresh interpreters: they see the environment (``PYTENSOR_FLAGS``,
+        ``NUMBA_CACHE_DIR``), so set cache locations there, not in this process alone.
     progressbar : bool
         Show progress, advanced as each group of configurations finishes.
 
@@ -173,6 +175,7 @@ def precompile(
         for model in models
         for reparam in reparameterizations
     ]
+    resolve_mode(mode)  # an unknown backend fails here, not in a worker
     if jobs is not None and int(jobs) < 1:
         raise ValueError(f"precompile: jobs must be >= 1, found {jobs!r}")
     workers = int(jobs) if jobs is not None else os.cpu_count() or 1
