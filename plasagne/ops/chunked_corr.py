@@ -87,7 +87,7 @@ CHUNK_BYTES = 4 * 2**20
 WIDE_DEPTH = 64
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 9
+_KERNEL_VERSION = 10
 
 
 def _check_operands(who: str, **tensors: Any) -> None:
@@ -350,15 +350,10 @@ def _register_numba() -> None:
             rows = np.empty((count * positions, w_mat.shape[1]), dtype=x.dtype)
             walk(x, first, count, rows, True)
             filters = w_mat.shape[0]
-            if w_mat.shape[1] < WIDE_DEPTH:  # (filters, count * positions)
-                product = np.dot(w_mat, rows.T)
+            if w_mat.shape[1] < WIDE_DEPTH:  # each example's (filters, positions) in place
                 for b in range(count):
-                    target = flat[first + b]
-                    start = b * positions
-                    for f in range(filters):
-                        source = product[f]
-                        for p in range(positions):
-                            target[f, p] = source[start + p]
+                    patches = rows[b * positions : (b + 1) * positions]
+                    np.dot(w_mat, patches.T, flat[first + b])
             else:  # (count * positions, filters)
                 product = np.dot(rows, w_t)
                 for b in range(count):
