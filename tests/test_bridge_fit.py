@@ -293,3 +293,51 @@ def test_numba_cnn_fit_matches_default_mode():
     ops = {type(node.op).__name__ for node in step.maker.fgraph.apply_nodes}
     assert {"ChunkedCorr", "ChunkedCorrGradFilters", "MaxPoolKernel", "MaxPoolKernelGrad"} <= ops
     assert type(step.maker.linker).__name__ == "DirectNumbaLinker"
+
+
+class RecordingProgress:
+    """Stands in for the rich progress bar: records what fit shows."""
+
+    def __init__(self):
+        self.shown = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def add_task(self, description, **fields):
+        self.shown.append({"description": description, **fields})
+        return 0
+
+    def update(self, task, **fields):
+        self.shown.append(fields)
+
+
+def test_progress_says_compiling_until_the_first_step_and_rates_the_steps_after(monkeypatch):
+    import importlib
+    import time
+
+    # the package's name "fit" is the function: get the module itself
+    fit_module = importlib.import_module("plasagne.pymc_bridge.fit")
+    shown = RecordingProgress()
+    monkeypatch.setattr(fit_module, "_progress", lambda progressbar: shown)
+    X, y = _blobs(N=60)
+    bnet = _bnet(X, y, batch_size=20)
+    set_batch = bnet.set_batch
+
+    def slow_first_batch(*args):  # stands in for a first step that compiles for a while
+        started = bool(shown.shown)  # the bar exists: the loop runs
+        if started and not any(s.get("description") == "Fitting" for s in shown.shown):
+            time.sleep(3.0)
+        set_batch(*args)
+
+    monkeypatch.setattr(bnet, "set_batch", slow_first_batch)
+    fit(bnet, X, y, n=25, random_seed=0, progressbar=True)
+    assert shown.shown[0]["description"] == "Compiling"
+    assert shown.shown[1] == {"description": "Fitting", "completed": 1}
+    rates = [s["rate"] for s in shown.shown[2:]]
+    assert [s["completed"] for s in shown.shown[2:]] == [10, 20, 25]
+    last = float(rates[-1].split()[0].replace(",", ""))
+    assert last > 24 / 3.0 * 1.5  # with the first step counted it would be at most ~8 it/s

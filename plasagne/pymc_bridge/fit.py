@@ -786,12 +786,14 @@ def fit(
         )
 
     interrupted = stopped = False
-    first = done
     t1 = time.perf_counter()
+    # it/s counts from the end of the first step of this call: on Numba that step compiles
+    # the kernels (a minute on a machine whose cache is cold; see precompile)
+    rate_from = rate_since = None
     progress = _progress(progressbar)
     try:
         with progress:
-            task = progress.add_task("Fitting", total=n, completed=done, loss="", rate="")
+            task = progress.add_task("Compiling", total=n, completed=done, loss="", rate="")
             while done < n:
                 stream_before = stream.state()
                 idx = stream.next_indices()
@@ -812,14 +814,18 @@ def fit(
                     )
                 losses.append(loss)
                 done += 1
+                if rate_from is None:
+                    rate_from, rate_since = done, time.perf_counter()
+                    progress.update(task, description="Fitting", completed=done)
                 if progressbar and (done % 10 == 0 or done == n):
-                    rate = (done - first) / max(time.perf_counter() - t1, 1e-9)
+                    steps = done - rate_from
+                    rate = steps / max(time.perf_counter() - rate_since, 1e-9)
                     recent = np.asarray(losses[-100:])
                     progress.update(
                         task,
                         completed=done,
                         loss=f"loss={np.nanmean(recent):,.5g}" if has_loss else "",
-                        rate=f"{rate:,.1f} it/s",
+                        rate=f"{rate:,.1f} it/s" if steps else "",
                     )
                 for callback in callbacks:
                     callback(approx, np.asarray(losses), done)
