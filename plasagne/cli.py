@@ -380,7 +380,7 @@ def _evaluate(
         random_seed=config["seed"] + 1,
         reparameterization=config["predict_reparameterization"],
     )
-    per_draw = pp.draws(data.x_test, draws=config["draws"], chunk_size=1000)
+    per_draw = pp.draws(data.x_test, draws=config["draws"], chunk_size=1000, progressbar=progress)
     timings["predict_s"] = time.perf_counter() - t0
     labels = sample_labels(per_draw, random_seed=config["seed"] + 2)
     np.savez_compressed(

@@ -134,3 +134,37 @@ def test_no_rows_give_empty_outputs_of_the_right_shape(fitted):
     assert pp.draws(X[:0], 3).shape == (3, 0, 2)
     mean = pp.mean(X[:0], 3)
     assert mean.shape == (0, 2) and mean.dtype == pp.draws(X[:1], 1).dtype
+
+
+@pytest.mark.parametrize("draws_per_call", [1, 3])
+def test_progress_counts_every_draw_of_every_chunk(fitted, monkeypatch, draws_per_call):
+    import contextlib
+    import importlib
+
+    predict_module = importlib.import_module("plasagne.pymc_bridge.predict")
+    seen = {}
+
+    @contextlib.contextmanager
+    def recording(enabled, total):
+        seen.update(enabled=enabled, total=total, advanced=[])
+        yield seen["advanced"].append
+
+    monkeypatch.setattr(predict_module, "_progress", recording)
+    bnet, result, X, _ = fitted
+    pp = PosteriorPredictive(bnet, result, draws_per_call=draws_per_call, random_seed=0)
+    out = pp.draws(X, draws=7, chunk_size=50, progressbar=True)  # 3 chunks of 120 rows
+    assert out.shape[:2] == (7, 120)
+    assert seen["enabled"] and seen["total"] == 7 * 3
+    assert sum(seen["advanced"]) == 7 * 3
+    pp.mean(X, draws=4, chunk_size=200)
+    assert not seen["enabled"] and sum(seen["advanced"]) == 4
+
+
+def test_progress_bar_runs_with_rich(fitted):
+    bnet, result, X, _ = fitted
+    pp = PosteriorPredictive(bnet, result, random_seed=0)
+    quiet = pp.draws(X[:10], draws=3)
+    shown = PosteriorPredictive(bnet, result, random_seed=0).draws(
+        X[:10], draws=3, progressbar=True
+    )
+    np.testing.assert_array_equal(quiet, shown)

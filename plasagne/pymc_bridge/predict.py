@@ -19,7 +19,8 @@ independent through those layers. The moments kept at once are bounded by
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,18 @@ from .reparam import (
 __all__ = ["PosteriorPredictive", "predict_proba", "predict", "sample_labels"]
 
 PREDICTION_ESTIMATORS = ("weights", "local")
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar over ``total`` (draw, chunk) pairs; yields ``advance(count)``.
+    It reads "Compiling" until the first block is done (on Numba the first call of the
+    network compiles it), then "Predicting"."""
+    from rich.progress import Progress
+
+    with Progress(disable=not enabled) as progress:
+        task = progress.add_task("Compiling", total=total)
+        yield lambda count: progress.update(task, advance=count, description="Predicting")
 
 
 def _approximation(fitted: Any) -> Any:
@@ -298,25 +311,31 @@ class PosteriorPredictive:
         # no rows: one empty chunk still gives the output's shape and dtype
         return [(start, X[start : start + step]) for start in range(0, max(len(X), 1), step)]
 
-    def draws(self, X: np.ndarray, draws: int = 100, chunk_size: int = 1000) -> np.ndarray:
+    def draws(
+        self, X: np.ndarray, draws: int = 100, chunk_size: int = 1000, progressbar: bool = False
+    ) -> np.ndarray:
         """Per-draw network outputs, shape ``(draws, n, ...)``.
 
-        A point estimate returns one draw whatever ``draws`` says.
+        A point estimate returns one draw whatever ``draws`` says. ``progressbar`` shows a
+        rich progress bar over draws and chunks.
         """
         X = self._check(X)
         out = None
-        for first_draw, rows, block in self._blocks(X, draws, chunk_size):
+        for first_draw, rows, block in self._blocks(X, draws, chunk_size, progressbar):
             if out is None:
                 total = draws if self.stochastic else 1
                 out = np.empty((total, len(X)) + block.shape[2:], dtype=block.dtype)
             out[first_draw : first_draw + len(block), rows] = block
         return out
 
-    def mean(self, X: np.ndarray, draws: int = 100, chunk_size: int = 1000) -> np.ndarray:
-        """Mean output over draws, shape ``(n, ...)``; memory does not grow with ``draws``."""
+    def mean(
+        self, X: np.ndarray, draws: int = 100, chunk_size: int = 1000, progressbar: bool = False
+    ) -> np.ndarray:
+        """Mean output over draws, shape ``(n, ...)``; memory does not grow with ``draws``.
+        ``progressbar`` as in :meth:`draws`."""
         X = self._check(X)
         total, count = None, 0
-        for first_draw, rows, block in self._blocks(X, draws, chunk_size):
+        for first_draw, rows, block in self._blocks(X, draws, chunk_size, progressbar):
             if total is None:
                 dtype = block.dtype
                 total = np.zeros((len(X),) + block.shape[2:], dtype=np.float64)
@@ -324,17 +343,24 @@ class PosteriorPredictive:
             count = max(count, first_draw + len(block))
         return (total / count).astype(dtype)
 
-    def _blocks(self, X: np.ndarray, draws: int, chunk_size: int) -> Iterator[tuple]:
+    def _blocks(
+        self, X: np.ndarray, draws: int, chunk_size: int, progressbar: bool = False
+    ) -> Iterator[tuple]:
         """The network's outputs block by block, as ``(first draw, rows of X, block)`` with
         ``block`` of shape ``(draws in it, rows, ...)``: every draw of every row once."""
-        for group in self._groups(self._chunks(X, chunk_size)):
-            first_draw = 0
-            for weights, take in self._weight_draws(draws):
-                for start, chunk, given in group:
-                    rows = slice(start, start + len(chunk))
-                    # numpy, so the float64 sums of mean() stay float64 on JAX too
-                    yield first_draw, rows, np.asarray(self._network(*given, *weights)[:take])
-                first_draw += take
+        chunks = self._chunks(X, chunk_size)
+        total = (int(draws) if self.stochastic else 1) * len(chunks)
+        with _progress(progressbar, total) as advance:
+            for group in self._groups(chunks):
+                first_draw = 0
+                for weights, take in self._weight_draws(draws):
+                    for start, chunk, given in group:
+                        rows = slice(start, start + len(chunk))
+                        # numpy, so the float64 sums of mean() stay float64 on JAX too
+                        block = np.asarray(self._network(*given, *weights)[:take])
+                        advance(take)
+                        yield first_draw, rows, block
+                    first_draw += take
 
 
 def predict_proba(
