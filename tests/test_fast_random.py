@@ -268,3 +268,31 @@ def test_pymc_step_uses_fast_draws_and_no_length_one_sum(with_plasagne_rewrites)
         assert bool(fast) == with_plasagne_rewrites
         assert bool(sample_axis_sums) != with_plasagne_rewrites
         assert np.isfinite(step()).all()
+
+
+def test_one_cached_kernel_serves_every_size():
+    from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
+
+    from plasagne.ops.fast_random import register_numba
+
+    register_numba()
+
+    def key(op):
+        rng = pytensor.shared(np.random.default_rng(0))
+        size = pt.as_tensor(list(n or 5 for n in op.static_shape), dtype="int64")
+        node = op(rng, size, pt.constant(0.0), pt.constant(1.0))[1].owner
+        return numba_funcify_and_cache_key(op, node=node)[1]
+
+    small, large = FastNormalDraws(2, (1, 10)), FastNormalDraws(2, (1, 1276810))
+    assert key(small) == key(large) is not None
+    assert key(FastNormalDraws(2, (None, None))) == key(small)
+    # what the kernel's code depends on does change the key
+    assert key(FastNormalDraws(1, (10,))) != key(small)
+    assert key(FastNormalDraws(2, (1, 10), inplace=True)) != key(small)
+
+
+def test_draws_of_two_sizes_in_one_process_each_match_the_reference(numba_mode):
+    for seed, shape in ((3, (7,)), (4, (1000, 3))):
+        f, _ = compiled_normal(numba_mode, seed, shape)
+        want = normals_from_key(first_key(seed), int(np.prod(shape)))
+        np.testing.assert_allclose(f().ravel(), want, rtol=1e-6, atol=2e-6)

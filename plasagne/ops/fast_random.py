@@ -69,6 +69,7 @@ from .numba_bits import make_bit_casts
 
 __all__ = [
     "FastNormalDraws",
+    "fast_normal_cache_key",
     "FAST_NORMAL_TAG",
     "normals_from_key",
     "pair_hashes",
@@ -81,7 +82,7 @@ GOLDEN_GAMMA = 0x9E3779B97F4A7C15  # SplitMix64's increment: 2**64 / golden rati
 MIX_1 = 0xBF58476D1CE4E5B9
 MIX_2 = 0x94D049BB133111EB
 TWO_32 = 2.0**32
-_KERNEL_VERSION = 3
+_KERNEL_VERSION = 4
 
 
 def draw_key(rng: np.random.Generator) -> int:
@@ -279,11 +280,28 @@ def register_numba() -> None:
     _registered = True
 
 
+def fast_normal_cache_key(op: FastNormalDraws) -> str:
+    """The Numba kernel's cache key: everything its code depends on (``ndim``,
+    ``inplace``, the kernel version), not ``static_shape``, so one compiled kernel serves
+    draws of every size (each new network would otherwise compile its own).
+
+    Examples
+    --------
+    >>> a = FastNormalDraws(ndim=2, static_shape=(1, 10))
+    >>> fast_normal_cache_key(a) == fast_normal_cache_key(FastNormalDraws(2, (1, 99)))
+    True
+    """
+    from hashlib import sha256
+
+    text = f"plasagne.FastNormalDraws(ndim={op.ndim}, inplace={op.inplace}, v{_KERNEL_VERSION})"
+    return sha256(text.encode()).hexdigest()
+
+
 def _register_numba() -> None:
     import numba.np.unsafe.ndarray as numba_ndarray
     from pytensor.link.numba.dispatch.basic import (
         numba_njit,
-        register_funcify_default_op_cache_key,
+        register_funcify_and_cache_key,
     )
     from pytensor.link.numba.dispatch.compile_ops import numba_deepcopy
 
@@ -350,7 +368,7 @@ def _register_numba() -> None:
             first[i] = np.float32(loc + scale * cos_part)
             second[i] = np.float32(loc + scale * sin_part)
 
-    @register_funcify_default_op_cache_key(FastNormalDraws)
+    @register_funcify_and_cache_key(FastNormalDraws)
     def numba_fast_normal(op: FastNormalDraws, node: Any = None, **kwargs: Any) -> Any:
         ndim, inplace = op.ndim, op.inplace
 
@@ -373,4 +391,4 @@ def _register_numba() -> None:
                 flat[n - 1] = np.float32(mu + sigma * cos_part)
             return rng, draws
 
-        return fast_normal, _KERNEL_VERSION
+        return fast_normal, fast_normal_cache_key(op)
