@@ -47,8 +47,9 @@ def test_precompiled_kernels_serve_a_larger_network_of_the_same_layers(tmp_path)
     assert len(precompiled) > 50  # the tiny fit compiled and cached the step's kernels
     run_in(tmp_path, FIT_MLP)  # another width, batch size and data
     new = cached_kernels(tmp_path) - precompiled
-    # without the cache keyed by Op settings the new fit would compile about as many again
-    assert len(new) < len(precompiled) / 4, sorted(new)
+    # the step function itself (measured: nothing else); a cache keyed by sizes would
+    # compile about as many kernels again
+    assert len(new) <= 3, sorted(new)
 
 
 @pytest.mark.parametrize("jobs", [1, 3])

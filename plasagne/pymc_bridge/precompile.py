@@ -32,7 +32,9 @@ __all__ = ["precompile", "PRECOMPILE_DTYPES"]
 PRECOMPILE_DTYPES = ("float32", "float64")
 # tiny versions of the post's networks: the same layers and nonlinearities, small sizes
 _TINY_SIZES = {"mlp": {"n_hidden": 8}, "hier-mlp": {"n_hidden": 8}, "cnn": {"n_filters": 2}}
-_TINY_BATCH = 8
+# batch 8 made PyTensor build the likelihood's loops with other shapes than batches of
+# 64 and more do (three kernels the post's networks then compiled anew); 64 matches them
+_TINY_BATCH = 64
 
 
 def _check_choice(parameter: str, values: Sequence[str], allowed: Sequence[str]) -> list[str]:
