@@ -322,7 +322,7 @@ def test_progress_says_compiling_until_the_first_step_and_rates_the_steps_after(
     # the package's name "fit" is the function: get the module itself
     fit_module = importlib.import_module("plasagne.pymc_bridge.fit")
     shown = RecordingProgress()
-    monkeypatch.setattr(fit_module, "_progress", lambda progressbar: shown)
+    monkeypatch.setattr(fit_module, "progress_bar", lambda progressbar: shown)
     X, y = _blobs(N=60)
     bnet = _bnet(X, y, batch_size=20)
     set_batch = bnet.set_batch

@@ -533,7 +533,15 @@ def _static_batch(bnet: BayesianNetwork, batch_size: int) -> dict:
     return aliases
 
 
-def _progress(progressbar: bool) -> Any:
+def progress_bar(progressbar: bool) -> Any:
+    """The bridge's rich progress bar (PyMC's columns and theme; its tasks take ``loss``
+    and ``rate`` fields), disabled unless ``progressbar``.
+
+    Examples
+    --------
+    >>> with progress_bar(False) as progress:
+    ...     task = progress.add_task("Fitting", total=3, loss="", rate="")
+    """
     from pymc.progress_bar import CustomProgress, default_progress_theme
     from rich.console import Console
     from rich.progress import Progress, TextColumn
@@ -790,7 +798,7 @@ def fit(
     # it/s counts from the end of the first step of this call: on Numba that step compiles
     # the kernels (a minute on a machine whose cache is cold; see precompile)
     rate_from = rate_since = None
-    progress = _progress(progressbar)
+    progress = progress_bar(progressbar)
     try:
         with progress:
             task = progress.add_task("Compiling", total=n, completed=done, loss="", rate="")

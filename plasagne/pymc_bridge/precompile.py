@@ -22,7 +22,7 @@ import numpy as np
 import pytensor
 
 from ..models import MODELS, default_prior
-from .fit import fit, resolve_mode
+from .fit import fit, progress_bar, resolve_mode
 from .model import build_model
 from .predict import PosteriorPredictive
 from .reparam import ESTIMATORS
@@ -31,7 +31,11 @@ __all__ = ["precompile", "PRECOMPILE_DTYPES"]
 
 PRECOMPILE_DTYPES = ("float32", "float64")
 # tiny versions of the post's networks: the same layers and nonlinearities, small sizes
-_TINY_SIZES = {"mlp": {"n_hidden": 8}, "hier-mlp": {"n_hidden": 8}, "cnn": {"n_filters": 2}}
+_TINY_SIZES = {
+    "mlp": {"n_hidden": 8},
+    "hier-mlp": {"n_hidden": 8},
+    "cnn": {"n_filters": 2, "n_dense": 8},
+}
 # batch 8 made PyTensor build the likelihood's loops with other shapes than batches of
 # 64 and more do (three kernels the post's networks then compiled anew); 64 matches them
 _TINY_BATCH = 64
@@ -50,10 +54,7 @@ def _check_choice(parameter: str, values: Sequence[str], allowed: Sequence[str])
 
 
 def _tiny_network(model: str) -> Any:
-    sizes = _TINY_SIZES[model]
-    if model == "cnn":
-        sizes = {**sizes, "n_dense": 8}
-    return lambda init: MODELS[model](init, **sizes)
+    return lambda init: MODELS[model](init, **_TINY_SIZES[model])
 
 
 def _precompile_one(
@@ -184,12 +185,12 @@ def precompile(
     if not isinstance(mode, str | None):
         workers = 1  # a Mode object need not survive pickling into a worker
     groups = _split(configurations, min(workers, len(configurations)))
-    from rich.progress import Progress
-
-    with Progress(disable=not progressbar) as progress:
+    with progress_bar(progressbar) as progress:
         task = progress.add_task(
             f"precompiling {len(configurations)} configurations in {len(groups)} process(es)",
             total=len(configurations),
+            loss="",
+            rate="",
         )
         if len(groups) == 1:
             rows = _precompile_group(groups[0], mode, predictive)

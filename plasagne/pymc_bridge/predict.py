@@ -29,7 +29,7 @@ from pytensor.graph.replace import clone_replace, graph_replace, vectorize_graph
 from pytensor.link.jax.linker import JAXLinker
 
 from ..memory import reuse_freed_memory
-from .fit import jax_keeps_its_own_generators, resolve_mode
+from .fit import jax_keeps_its_own_generators, progress_bar, resolve_mode
 from .reparam import (
     WeightMoments,
     _standard_normal,
@@ -47,10 +47,8 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[int], None]]:
     """A rich progress bar over ``total`` (draw, chunk) pairs; yields ``advance(count)``.
     It reads "Compiling" until the first block is done (on Numba the first call of the
     network compiles it), then "Predicting"."""
-    from rich.progress import Progress
-
-    with Progress(disable=not enabled) as progress:
-        task = progress.add_task("Compiling", total=total)
+    with progress_bar(enabled) as progress:
+        task = progress.add_task("Compiling", total=total, loss="", rate="")
         yield lambda count: progress.update(task, advance=count, description="Predicting")
 
 
