@@ -87,7 +87,7 @@ CHUNK_BYTES = 4 * 2**20
 WIDE_DEPTH = 64
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 10
+_KERNEL_VERSION = 12
 
 
 def _check_operands(who: str, **tensors: Any) -> None:
@@ -457,23 +457,17 @@ def _register_numba() -> None:
 
         @numba_njit
         def input_chunk(w_mat, g, dx, chunk, index):
-            """Add this chunk's patch gradients back into ``dx``."""
+            """Add this chunk's patch gradients back into ``dx``: each example's
+            ``g.T @ w`` (BLAS reads the gradient transposed; no copy of it)."""
             first = index * chunk
             count = min(chunk, dx.shape[0] - first)
             positions = g.shape[2] * g.shape[3] * g.shape[4]
             filters = w_mat.shape[0]
-            od, oh, ow = g.shape[2], g.shape[3], g.shape[4]
-            g_rows = np.empty((count * positions, filters), dtype=w_mat.dtype)
+            rows = np.empty((count * positions, w_mat.shape[1]), dtype=w_mat.dtype)
             for b in range(count):
-                for f in range(filters):
-                    source = g[first + b, f]
-                    p = b * positions
-                    for i in range(od):
-                        for j in range(oh):
-                            for k in range(ow):
-                                g_rows[p, f] = source[i, j, k]
-                                p += 1
-            walk(dx, first, count, np.dot(g_rows, w_mat), False)
+                g_mat = np.ascontiguousarray(g[first + b]).reshape((filters, positions))
+                np.dot(g_mat.T, w_mat, rows[b * positions : (b + 1) * positions])
+            walk(dx, first, count, rows, False)
 
         def chunk_loop(w_mat, g, dx, chunk):
             for index in prange((dx.shape[0] + chunk - 1) // chunk):
