@@ -15,5 +15,6 @@ from .jax_dtypes import keep_declared_dtypes
 # JAX-compiled float32 graphs stay float32 (see jax_dtypes); without JAX this does nothing
 keep_declared_dtypes()
 
-# register the rewrites that give Numba the chunked correlation and max-pool kernels
-from . import chunked_corr, pool_op  # noqa: E402, F401
+# register the rewrites that give Numba the chunked correlation and max-pool kernels, and
+# the fused kernels of a first convolution with its pooling
+from . import chunked_corr, corr_pool, pool_op  # noqa: E402, F401

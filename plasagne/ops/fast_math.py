@@ -186,9 +186,10 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
         ``mode`` including the ``fast_float32_math`` rewrite, the fast float32 normal
         draws (``fast_float32_normal``, :mod:`plasagne.ops.fast_random`), the late
         removal of sums over length-one axes (:mod:`plasagne.ops.graph_cleanup`) and the
-        chunked correlation and max-pool kernels (``chunked_corr``,
-        :mod:`plasagne.ops.chunked_corr`; ``max_pool_kernel``, :mod:`plasagne.ops.pool_op`;
-        PyTensor's ``NUMBA`` mode has these two already) if its linker is Numba's,
+        chunked correlation, max-pool and fused correlation-pooling kernels
+        (``chunked_corr``, :mod:`plasagne.ops.chunked_corr`; ``max_pool_kernel``,
+        :mod:`plasagne.ops.pool_op`; ``corr_max_pool``, :mod:`plasagne.ops.corr_pool`;
+        PyTensor's ``NUMBA`` mode has these three already) if its linker is Numba's,
         otherwise ``mode`` itself. PyTensor's own ``NumbaLinker`` becomes
         :class:`plasagne.ops.numba_linker.DirectNumbaLinker` (the same code, compiled
         once instead of twice on a cold cache); a subclass of it is kept.
@@ -203,6 +204,7 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
     from pytensor.link.numba.linker import NumbaLinker
 
     from .chunked_corr import CHUNKED_CORR_TAG
+    from .corr_pool import CORR_MAX_POOL_TAG
     from .fast_random import FAST_NORMAL_TAG
     from .fast_random import register_numba as register_fast_normal
     from .graph_cleanup import LATE_REDUCE_TAG
@@ -214,7 +216,12 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
         _register_numba()
         register_fast_normal()
         included = resolved.including(
-            FAST_MATH_TAG, FAST_NORMAL_TAG, LATE_REDUCE_TAG, CHUNKED_CORR_TAG, MAX_POOL_KERNEL_TAG
+            FAST_MATH_TAG,
+            FAST_NORMAL_TAG,
+            LATE_REDUCE_TAG,
+            CHUNKED_CORR_TAG,
+            MAX_POOL_KERNEL_TAG,
+            CORR_MAX_POOL_TAG,
         )
         if type(resolved.linker) is NumbaLinker:  # a user's own subclass stays as given
             linker = DirectNumbaLinker(

@@ -1,0 +1,563 @@
+"""A first convolution and the max pooling after it as one pass: Numba's fused kernels.
+
+A network's first convolution has the largest output of all (the post's CNN: 32 channels
+of 24x24 for each of 500 images, 37 MB in float32), and on Numba most of its time went to
+moving that output through memory: the correlation wrote it, the pooling read it, the
+pooling's gradient read it again with the pooled gradient and wrote a gradient as large,
+which the filter gradient read back. The two Ops here keep it in the cache instead,
+one example at a time:
+
+- :class:`ChunkedCorrMaxPool` ``(x, w) -> (pooled, argmax)``: per example, gather the
+  patches, one product with the filter matrix into a small buffer, then the maximum of
+  each pooling window and which of the window's entries held it (``uint8``, counted in
+  the order :class:`~plasagne.ops.pool_op.MaxPoolKernelGrad` gives a tie's gradient: the
+  first maximum along the last axis, then the middle one, then the first);
+- :class:`ChunkedCorrMaxPoolGradFilters` ``(x, argmax, g) -> dw``: per example, the
+  pooled gradient put back at the recorded positions in a small zeroed buffer, the
+  patches gathered again, their product added to the filter gradient.
+
+Pooling windows tile the correlation's output (stride equal to the pool size, no
+padding, a partial last window ignored, as Lasagne's default ``ignore_border=True``).
+
+The rewrite (tag :data:`CORR_MAX_POOL_TAG`, and ``numba``) runs before the correlation and
+pooling nodes become kernels: it replaces a :class:`~plasagne.ops.corr_op.CorrNd` whose
+output only a :class:`~plasagne.ops.pool_op.MaxPoolNd` over all its spatial axes and
+that pooling's gradient use, when nothing uses the correlation's input gradient (a first
+layer: the data need none) -- with ``pool_first`` layers, the post's convolutions pool
+before their bias and ReLU, so their first layer matches. Values equal the unfused
+kernels' (the pooled output bitwise; the filter gradient up to the order of additions).
+
+Each Op has a numpy ``perform`` and a pullback written with the chunked Ops and a
+one-hot graph of ``argmax``, so both differentiate to any order on every backend.
+
+Examples
+--------
+>>> x = pt.constant(np.arange(8.0).reshape(1, 1, 1, 1, 8))
+>>> w = pt.constant(np.array([1.0, -1.0]).reshape(1, 1, 1, 1, 2))
+>>> op = ChunkedCorrMaxPool((1, 1, 2), (1, 1, 1), (1, 1, 1), (1, 1, 2))
+>>> op(x, w)[0].eval().ravel().tolist()
+[-1.0, -1.0, -1.0]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytensor.tensor as pt
+from pytensor.compile import optdb
+from pytensor.gradient import disconnected_type
+from pytensor.graph.basic import Apply
+from pytensor.graph.rewriting.basic import GraphRewriter
+
+from .blas_threads import parallel_kernels, register_symbols, threads_or_serial
+from .chunked_corr import (
+    ChunkedCorr,
+    ChunkedCorrGradInput,
+    _numba_kernels,
+    _spatial_5d,
+)
+from .conv import pad_spatial
+from .corr_op import CorrNd, CorrNdGrad
+from .im2col import _PatchOp, numba_output_lengths, output_lengths, patches_numpy
+from .pool_op import MaxPoolNd, MaxPoolNdGrad
+
+__all__ = [
+    "ChunkedCorrMaxPool",
+    "ChunkedCorrMaxPoolGradFilters",
+    "CORR_MAX_POOL_TAG",
+    "FuseCorrMaxPool",
+]
+
+#: The rewrite's tag: ``mode.including(CORR_MAX_POOL_TAG)`` adds it to a Numba mode.
+CORR_MAX_POOL_TAG = "corr_max_pool"
+
+# salt for Numba's on-disk cache keys: bump when a kernel's code changes
+_KERNEL_VERSION = 1
+
+# the batch is split into this many blocks (for Numba's threads, and the filter
+# gradient's shares, added in block order whatever the thread count)
+_BLOCKS = 16
+
+
+class _CorrPoolOp(_PatchOp):
+    """Correlation settings (three spatial axes) and a pooling window that tiles."""
+
+    __props__ = ("kernel", "stride", "dilation", "pool")
+
+    def __init__(self, kernel, stride, dilation, pool) -> None:
+        super().__init__(kernel, stride, dilation)
+        self.pool = tuple(int(p) for p in pool)
+        if len(self.pool) != 3 or min(self.pool) < 1:
+            raise ValueError(f"{type(self).__name__}: pool must be 3 positive ints, got {pool}")
+        if int(np.prod(self.pool)) > 255:
+            raise ValueError(
+                f"{type(self).__name__}: a pooling window of {int(np.prod(self.pool))} "
+                "entries does not fit uint8 positions (at most 255)"
+            )
+
+    @property
+    def window(self) -> int:
+        return int(np.prod(self.pool))
+
+    def pooled_lengths(self, spatial: tuple) -> tuple:
+        """Pooled lengths for an input of spatial lengths ``spatial``."""
+        lengths = output_lengths(spatial, self.kernel, self.stride, self.dilation)
+        return tuple(n // p for n, p in zip(lengths, self.pool))
+
+
+def _check_5d(who: str, **tensors: Any) -> None:
+    for name, value in tensors.items():
+        if value.ndim != 5:
+            raise ValueError(f"{who}: {name} must be 5-d, got {value.ndim}-d")
+
+
+def _windows_last(a: np.ndarray, pool: tuple) -> np.ndarray:
+    """``(..., d, h, w)`` cropped to whole windows, as ``(..., qd, qh, qw, window)`` with a
+    window's entries in (last, middle, first) axis order."""
+    pd, ph, pw = pool
+    qd, qh, qw = (n // p for n, p in zip(a.shape[-3:], pool))
+    lead = a.shape[:-3]
+    a = a[..., : qd * pd, : qh * ph, : qw * pw].reshape(*lead, qd, pd, qh, ph, qw, pw)
+    k = len(lead)
+    order = (*range(k), k, k + 2, k + 4, k + 5, k + 3, k + 1)
+    return a.transpose(order).reshape(*lead, qd, qh, qw, pd * ph * pw)
+
+
+def _unpool_numpy(arg: np.ndarray, g: np.ndarray, pool: tuple, lengths: tuple) -> np.ndarray:
+    """The pooled gradient ``g`` at the window positions ``arg``, zeros elsewhere."""
+    pd, ph, pw = pool
+    qd, qh, qw = arg.shape[-3:]
+    lead = arg.shape[:-3]
+    onehot = (arg[..., None] == np.arange(pd * ph * pw)) * g[..., None]
+    k = len(lead)
+    tiles = onehot.reshape(*lead, qd, qh, qw, pw, ph, pd)
+    tiles = tiles.transpose(*range(k), k, k + 5, k + 1, k + 4, k + 2, k + 3)
+    full = np.zeros((*lead, *lengths), dtype=g.dtype)
+    full[..., : qd * pd, : qh * ph, : qw * pw] = tiles.reshape(*lead, qd * pd, qh * ph, qw * pw)
+    return full
+
+
+def _unpool_graph(arg: Any, g: Any, pool: tuple, lengths: Any) -> Any:
+    """:func:`_unpool_numpy` as a PyTensor graph (``lengths``: symbolic full lengths)."""
+    pd, ph, pw = pool
+    lead = [g.shape[0], g.shape[1]]
+    qd, qh, qw = g.shape[2], g.shape[3], g.shape[4]
+    onehot = pt.eq(arg[..., None], pt.arange(pd * ph * pw)).astype(g.dtype) * g[..., None]
+    tiles = onehot.reshape([*lead, qd, qh, qw, pw, ph, pd], ndim=8)
+    tiles = tiles.transpose(0, 1, 2, 7, 3, 6, 4, 5).reshape(
+        [*lead, qd * pd, qh * ph, qw * pw], ndim=5
+    )
+    full = pt.zeros([*lead, *lengths], dtype=g.dtype)
+    return pt.set_subtensor(full[:, :, : qd * pd, : qh * ph, : qw * pw], tiles)
+
+
+def _pool_at_graph(arg: Any, y: Any, pool: tuple) -> Any:
+    """The entries of ``y`` (a correlation output) at the window positions ``arg``."""
+    pd, ph, pw = pool
+    lead = [y.shape[0], y.shape[1]]
+    qd, qh, qw = arg.shape[2], arg.shape[3], arg.shape[4]
+    tiles = y[:, :, : qd * pd, : qh * ph, : qw * pw].reshape(
+        [*lead, qd, pd, qh, ph, qw, pw], ndim=8
+    )
+    windows = tiles.transpose(0, 1, 2, 4, 6, 7, 5, 3).reshape(
+        [*lead, qd, qh, qw, pd * ph * pw], ndim=6
+    )
+    onehot = pt.eq(arg[..., None], pt.arange(pd * ph * pw)).astype(y.dtype)
+    return (windows * onehot).sum(axis=-1)
+
+
+class ChunkedCorrMaxPool(_CorrPoolOp):
+    """``(x, w) -> (pooled, argmax)``: max pooling of :class:`ChunkedCorr`'s output.
+
+    ``pooled[b, f, i, j, k]`` is the largest entry of window ``(i, j, k)`` of the
+    correlation (NaN wins), ``argmax`` its position in the window (``uint8``, first
+    maximum in (last, middle, first) axis order).
+
+    Examples
+    --------
+    >>> x, w = pt.tensor5("x"), pt.tensor5("w")
+    >>> pooled, argmax = ChunkedCorrMaxPool((1, 3, 3), (1, 1, 1), (1, 1, 1), (1, 2, 2))(x, w)
+    >>> argmax.dtype
+    'uint8'
+    """
+
+    def make_node(self, x: Any, w: Any) -> Apply:
+        x, w = pt.as_tensor_variable(x), pt.as_tensor_variable(w)
+        _check_5d("ChunkedCorrMaxPool", input=x, filters=w)
+        if x.dtype != w.dtype:
+            raise TypeError(f"ChunkedCorrMaxPool: input {x.dtype} and filters {w.dtype} differ")
+        shape = (x.type.shape[0], w.type.shape[0], None, None, None)
+        return Apply(
+            self,
+            [x, w],
+            [pt.tensor(dtype=x.dtype, shape=shape), pt.tensor(dtype="uint8", shape=shape)],
+        )
+
+    def perform(self, node, inputs, output_storage) -> None:
+        x, w = inputs
+        cols = patches_numpy(x, self.kernel, self.stride, self.dilation)
+        lengths = output_lengths(x.shape[2:], self.kernel, self.stride, self.dilation)
+        out = (w.reshape(w.shape[0], -1) @ cols).reshape(w.shape[0], x.shape[0], *lengths)
+        windows = _windows_last(out.transpose(1, 0, 2, 3, 4), self.pool)
+        output_storage[0][0] = np.ascontiguousarray(windows.max(axis=-1))
+        output_storage[1][0] = windows.argmax(axis=-1).astype(np.uint8)
+
+    def infer_shape(self, node, shapes):
+        x_shape, w_shape = shapes
+        lengths = output_lengths(x_shape[2:], self.kernel, self.stride, self.dilation)
+        pooled = (x_shape[0], w_shape[0], *(n // p for n, p in zip(lengths, self.pool)))
+        return [pooled, pooled]
+
+    def connection_pattern(self, node):
+        return [[True, False], [True, False]]
+
+    def pullback(self, inputs, outputs, cotangents):
+        x, w = inputs
+        _, argmax = outputs
+        g = cotangents[0]
+        settings = (self.kernel, self.stride, self.dilation)
+        lengths = output_lengths(x.shape[2:], *settings)
+        full = _unpool_graph(argmax, g, self.pool, lengths)
+        return [
+            ChunkedCorrGradInput(*settings)(w, full, x),
+            ChunkedCorrMaxPoolGradFilters(*settings, self.pool)(x, argmax, g),
+        ]
+
+
+class ChunkedCorrMaxPoolGradFilters(_CorrPoolOp):
+    """The filter gradient of :class:`ChunkedCorrMaxPool`'s pooled output, given its
+    gradient ``g`` and the ``argmax`` positions.
+
+    Examples
+    --------
+    >>> x, g = pt.tensor5("x"), pt.tensor5("g")
+    >>> argmax = pt.tensor5("argmax", dtype="uint8")
+    >>> op = ChunkedCorrMaxPoolGradFilters((1, 3, 3), (1, 1, 1), (1, 1, 1), (1, 2, 2))
+    >>> op(x, argmax, g).type.ndim
+    5
+    """
+
+    def make_node(self, x: Any, argmax: Any, g: Any) -> Apply:
+        x, argmax, g = (pt.as_tensor_variable(v) for v in (x, argmax, g))
+        _check_5d("ChunkedCorrMaxPoolGradFilters", input=x, argmax=argmax, output_gradient=g)
+        if argmax.dtype != "uint8":
+            raise TypeError(
+                f"ChunkedCorrMaxPoolGradFilters: argmax must be uint8, got {argmax.dtype}"
+            )
+        if x.dtype != g.dtype:
+            raise TypeError(
+                f"ChunkedCorrMaxPoolGradFilters: input {x.dtype} and gradient {g.dtype} differ"
+            )
+        shape = (g.type.shape[1], x.type.shape[1], *self.kernel)
+        return Apply(self, [x, argmax, g], [pt.tensor(dtype=x.dtype, shape=shape)])
+
+    def perform(self, node, inputs, output_storage) -> None:
+        x, argmax, g = inputs
+        lengths = output_lengths(x.shape[2:], self.kernel, self.stride, self.dilation)
+        full = _unpool_numpy(argmax, g, self.pool, lengths)
+        cols = patches_numpy(x, self.kernel, self.stride, self.dilation)
+        rows = full.transpose(1, 0, 2, 3, 4).reshape(g.shape[1], -1)
+        output_storage[0][0] = (rows @ cols.T).reshape(g.shape[1], x.shape[1], *self.kernel)
+
+    def infer_shape(self, node, shapes):
+        x_shape, _, g_shape = shapes
+        return [(g_shape[1], x_shape[1], *self.kernel)]
+
+    def connection_pattern(self, node):
+        return [[True], [False], [True]]
+
+    def pullback(self, inputs, outputs, cotangents):
+        x, argmax, g = inputs
+        (dw_bar,) = cotangents
+        settings = (self.kernel, self.stride, self.dilation)
+        lengths = output_lengths(x.shape[2:], *settings)
+        full = _unpool_graph(argmax, g, self.pool, lengths)
+        return [
+            ChunkedCorrGradInput(*settings)(dw_bar, full, x),
+            disconnected_type(),
+            _pool_at_graph(argmax, ChunkedCorr(*settings)(x, dw_bar), self.pool),
+        ]
+
+
+# ---------------------------------------------------------------------- the rewrite
+
+
+def _fusible_pool(op: Any, n: int) -> tuple | None:
+    """The 3-entry pool window of a MaxPoolNd that tiles all ``n`` spatial axes, or None."""
+    if len(op.pool_size) != n or tuple(op.stride) != tuple(op.pool_size):
+        return None
+    if any(op.pad) or not op.ignore_border or int(np.prod(op.pool_size)) > 255:
+        return None
+    return (1,) * (3 - n) + tuple(op.pool_size)
+
+
+def _drop_unit_axes_5d(x5: Any, n: int) -> Any:
+    """Undo :func:`_spatial_5d` with a reshape (a C-contiguous result for the loops after)."""
+    if n == 3:
+        return x5
+    return x5.reshape(
+        [x5.shape[0], x5.shape[1], *(x5.shape[5 - n + i] for i in range(n))], ndim=n + 2
+    )
+
+
+class FuseCorrMaxPool(GraphRewriter):
+    """Replace a first convolution followed by a max pooling with the fused Ops.
+
+    A :class:`CorrNd` output qualifies when every client is a :class:`MaxPoolNd` whose
+    windows tile all its spatial axes, or that pooling's :class:`MaxPoolNdGrad`, whose
+    gradient only :class:`CorrNdGrad` nodes of the same correlation use, none of them for
+    their input gradient.
+    """
+
+    def add_requirements(self, fgraph) -> None:
+        from pytensor.graph.features import ReplaceValidate
+
+        fgraph.attach_feature(ReplaceValidate())
+
+    def apply(self, fgraph) -> None:
+        for node in list(fgraph.toposort()):
+            if isinstance(node.op, CorrNd) and node in fgraph.apply_nodes:
+                replacements = self._replacements(fgraph, node)
+                if replacements:
+                    fgraph.replace_all_validate(replacements, reason="fuse_corr_max_pool")
+
+    @staticmethod
+    def _replacements(fgraph, corr: Apply) -> list | None:
+        x, w = corr.inputs
+        (out,) = corr.outputs
+        n = x.ndim - 2
+        if n > 3 or x.dtype not in ("float32", "float64") or w.dtype != x.dtype:
+            return None
+        pools, pool_grads, corr_grads = [], [], []
+        window = None
+        for client, _ in fgraph.clients[out]:
+            if not isinstance(client, Apply):
+                return None
+            if isinstance(client.op, MaxPoolNd | MaxPoolNdGrad):
+                this = _fusible_pool(client.op, n)
+                if this is None or (window is not None and this != window):
+                    return None
+                window = this
+                if isinstance(client.op, MaxPoolNd):
+                    pools.append(client)
+                    continue
+                if client.inputs[0] is not out or client.inputs[1].dtype != x.dtype:
+                    return None
+                pool_grads.append(client)
+                for user, _ in fgraph.clients[client.outputs[0]]:
+                    if not (
+                        isinstance(user, Apply)
+                        and isinstance(user.op, CorrNdGrad)
+                        and user.op.settings() == corr.op.settings()
+                        and user.inputs[0] is x
+                        and user.inputs[1] is w
+                        and user.inputs[2] is client.outputs[0]
+                        and not fgraph.clients[user.outputs[0]]
+                    ):
+                        return None
+                    corr_grads.append(user)
+            else:
+                return None
+        if not pools:
+            return None
+        op = corr.op
+        pad3 = (1,) * (3 - n)
+        settings = (pad3 + op.kernel_shape, pad3 + op.stride, pad3 + op.dilation, window)
+        x5 = _spatial_5d(pad_spatial(x, op.pads), n)
+        pooled5, argmax5 = ChunkedCorrMaxPool(*settings)(x5, _spatial_5d(w, n))
+        pooled = _drop_unit_axes_5d(pooled5, n)
+        replacements = [(pool.outputs[0], pooled) for pool in pools]
+        for user in corr_grads:
+            pool_grad = user.inputs[2].owner
+            g5 = _spatial_5d(pool_grad.inputs[1], n)
+            dw5 = ChunkedCorrMaxPoolGradFilters(*settings)(x5, argmax5, g5)
+            replacements.append((user.outputs[1], _drop_unit_axes_5d(dw5, n)))
+        return replacements
+
+
+# before the max-pool kernels (optdb 0.5) and the chunked correlation (48.4) take the
+# nodes apart
+optdb.register(
+    "plasagne_fuse_corr_max_pool",
+    FuseCorrMaxPool(),
+    CORR_MAX_POOL_TAG,
+    "numba",
+    position=0.45,
+)
+
+
+# ---------------------------------------------------------------------- Numba kernels
+
+
+def _register_numba() -> None:
+    from numba import prange
+    from pytensor.link.numba.dispatch.basic import (
+        numba_njit,
+        register_funcify_default_op_cache_key,
+    )
+
+    register_symbols()
+
+    def pieces(op: _CorrPoolOp) -> tuple:
+        parallel = parallel_kernels()
+        _, walk, _, taps = _numba_kernels(op, numba_njit, parallel)
+        lengths = numba_output_lengths(op, numba_njit)
+        return lengths, walk, taps, parallel, 2 * _KERNEL_VERSION + int(parallel)
+
+    def window_offsets(op: _CorrPoolOp, numba_njit: Any) -> Any:
+        pd, ph, pw = op.pool
+
+        @numba_njit
+        def offset(q, oh, ow):
+            """Flat offset in the correlation output of window entry ``q``."""
+            c, rest = divmod(np.uint64(q), np.uint64(ph * pd))
+            y, z = divmod(rest, np.uint64(pd))
+            return (z * np.uint64(oh) + y) * np.uint64(ow) + c
+
+        return offset
+
+    @register_funcify_default_op_cache_key(ChunkedCorrMaxPool)
+    def numba_corr_max_pool(op, node=None, **kwargs):
+        lengths, walk, taps, parallel, salt = pieces(op)
+        pd, ph, pw = op.pool
+
+        @numba_njit
+        def pool_example(product, pooled, argmax, b, oh, ow):
+            """Windows of one example's ``(filters, positions)`` product.
+
+            Window loops of constant length, selects instead of branches, and unsigned
+            indices (Numba adds no negative-index branch for them), so LLVM vectorises the
+            loop over a row of windows: 2.9x faster than with signed indices."""
+            qd, qh, qw = pooled.shape[2], pooled.shape[3], pooled.shape[4]
+            for f in range(product.shape[0]):
+                row = product[f]
+                for i in range(qd):
+                    for j in range(qh):
+                        values = pooled[b, f, i, j]
+                        positions = argmax[b, f, i, j]
+                        base = np.uint64(((i * pd) * oh + j * ph) * ow)
+                        for k in range(qw):
+                            start = base + np.uint64(k * pw)
+                            top = row[start]
+                            nan = top != top
+                            best = 0
+                            q = 0
+                            for c in range(pw):
+                                for y in range(ph):
+                                    for z in range(pd):
+                                        v = row[start + np.uint64((z * oh + y) * ow + c)]
+                                        larger = v > top
+                                        top = v if larger else top
+                                        best = q if larger else best
+                                        nan = nan | (v != v)
+                                        q += 1
+                            values[np.uint64(k)] = np.nan if nan else top
+                            positions[np.uint64(k)] = best
+
+        @numba_njit
+        def forward_block(x, w_mat, pooled, argmax, first, stop):
+            od, oh, ow = lengths(x.shape)
+            positions = od * oh * ow
+            rows = np.empty((positions, w_mat.shape[1]), dtype=x.dtype)
+            product = np.empty((w_mat.shape[0], positions), dtype=x.dtype)
+            for b in range(first, stop):
+                walk(x, b, 1, rows, True)
+                np.dot(w_mat, rows.T, product)
+                pool_example(product, pooled, argmax, b, oh, ow)
+
+        def block_loop(x, w_mat, pooled, argmax, blocks):
+            n = x.shape[0]
+            for block in prange(blocks):
+                index = np.int64(block)
+                forward_block(
+                    x, w_mat, pooled, argmax, n * index // blocks, n * (index + 1) // blocks
+                )
+
+        all_blocks = threads_or_serial(block_loop, numba_njit, parallel, single_threaded_blas=True)
+
+        @numba_njit
+        def corr_max_pool(x, w):
+            if w.shape[1] != x.shape[1]:
+                raise ValueError("ChunkedCorrMaxPool: filters' channels differ from the input's")
+            od, oh, ow = lengths(x.shape)
+            if min(od, oh, ow) < 1:
+                raise ValueError("ChunkedCorrMaxPool: input smaller than the dilated kernel")
+            filters = w.shape[0]
+            w_mat = np.ascontiguousarray(w).reshape((filters, x.shape[1] * taps))
+            shape = (x.shape[0], filters, od // pd, oh // ph, ow // pw)
+            pooled = np.empty(shape, dtype=x.dtype)
+            argmax = np.empty(shape, dtype=np.uint8)
+            all_blocks(x, w_mat, pooled, argmax, max(1, min(x.shape[0], _BLOCKS)))
+            return pooled, argmax
+
+        return corr_max_pool, salt
+
+    @register_funcify_default_op_cache_key(ChunkedCorrMaxPoolGradFilters)
+    def numba_corr_max_pool_grad_filters(op, node=None, **kwargs):
+        lengths, walk, taps, parallel, salt = pieces(op)
+        pd, ph, pw = op.pool
+        offset = window_offsets(op, numba_njit)
+        kd, kh, kw = op.kernel
+
+        @numba_njit
+        def block_share(x, argmax, g, first, stop):
+            od, oh, ow = lengths(x.shape)
+            positions = od * oh * ow
+            filters = g.shape[1]
+            qd, qh, qw = g.shape[2], g.shape[3], g.shape[4]
+            rows = np.empty((positions, x.shape[1] * taps), dtype=x.dtype)
+            full = np.empty((filters, positions), dtype=x.dtype)
+            share = np.zeros((filters, x.shape[1] * taps), dtype=x.dtype)
+            for b in range(first, stop):
+                full[:] = 0
+                for f in range(filters):
+                    target = full[f]
+                    for i in range(qd):
+                        for j in range(qh):
+                            positions = argmax[b, f, i, j]
+                            source = g[b, f, i, j]
+                            base = np.uint64(((i * pd) * oh + j * ph) * ow)
+                            for k in range(qw):
+                                at = base + np.uint64(k * pw) + offset(positions[k], oh, ow)
+                                target[at] = source[np.uint64(k)]
+                walk(x, b, 1, rows, True)
+                share += np.dot(full, rows)
+            return share
+
+        def block_loop(x, argmax, g, shares):
+            n = x.shape[0]
+            blocks = shares.shape[0]
+            for block in prange(blocks):
+                index = np.int64(block)
+                first, stop = n * index // blocks, n * (index + 1) // blocks
+                shares[index] = block_share(x, argmax, g, first, stop)
+
+        all_blocks = threads_or_serial(block_loop, numba_njit, parallel, single_threaded_blas=True)
+
+        @numba_njit
+        def corr_max_pool_grad_filters(x, argmax, g):
+            od, oh, ow = lengths(x.shape)
+            expected = (x.shape[0], g.shape[1], od // pd, oh // ph, ow // pw)
+            if g.shape != expected or argmax.shape != expected:
+                raise ValueError(
+                    "ChunkedCorrMaxPoolGradFilters: gradient or argmax does not match the "
+                    "pooled output"
+                )
+            filters, channels = g.shape[1], x.shape[1]
+            shares = np.empty(
+                (max(1, min(x.shape[0], _BLOCKS)), filters, channels * taps), dtype=x.dtype
+            )
+            all_blocks(x, argmax, g, shares)
+            dw = np.zeros((filters, channels * taps), dtype=x.dtype)
+            for index in range(shares.shape[0]):  # in block order, whatever the threads
+                dw += shares[index]
+            return dw.reshape((filters, channels, kd, kh, kw))
+
+        return corr_max_pool_grad_filters, salt
+
+
+try:
+    _register_numba()
+except ImportError:  # pragma: no cover - numba is optional for PyTensor
+    pass
