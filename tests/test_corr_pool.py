@@ -270,6 +270,16 @@ def test_rewrite_leaves_what_it_cannot_fuse(case):
     assert "ChunkedCorrMaxPool" not in names and "ChunkedCorr" in names
 
 
+@pytest.mark.parametrize("channels", [8, None], ids=["wide-patches", "unknown-channels"])
+def test_rewrite_leaves_wide_or_unknown_patch_depths(channels):
+    # 8 channels x 9 taps = 72 >= WIDE_DEPTH: the chunked forward's one product per chunk
+    x = pt.tensor("x", dtype="float64", shape=(None, 8, None, None))
+    w = pt.tensor("w", dtype="float64", shape=(3, channels, 3, 3))
+    out = pool_nd(corr_nd(x, w), (2, 2))
+    names = op_names(pytensor.function([x, w], [out, pytensor.grad(out.sum(), w)], mode="NUMBA"))
+    assert "ChunkedCorrMaxPool" not in names and "ChunkedCorr" in names
+
+
 def test_rewrite_stays_out_of_other_backends_unless_included():
     inputs, outputs = two_layer_graph()
     c_names = op_names(pytensor.function(inputs, outputs, mode=Mode("cvm", "fast_run")))
