@@ -75,7 +75,7 @@ __all__ = [
 CORR_MAX_POOL_TAG = "corr_max_pool"
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 1
+_KERNEL_VERSION = 2
 
 # the batch is split into this many blocks (for Numba's threads, and the filter
 # gradient's shares, added in block order whatever the thread count)
@@ -510,29 +510,37 @@ def _register_numba() -> None:
         kd, kh, kw = op.kernel
 
         @numba_njit
-        def block_share(x, argmax, g, first, stop):
+        def block_share(x, argmax, g, first, stop, share):
+            """Examples ``first:stop``'s share of the filter gradient, written into
+            ``share`` (element loops, not array assignments: those compile Numba's shape
+            error formatting, seconds on a cold cache)."""
             od, oh, ow = lengths(x.shape)
-            positions = od * oh * ow
-            filters = g.shape[1]
+            size = od * oh * ow
+            filters, depth = share.shape
             qd, qh, qw = g.shape[2], g.shape[3], g.shape[4]
-            rows = np.empty((positions, x.shape[1] * taps), dtype=x.dtype)
-            full = np.empty((filters, positions), dtype=x.dtype)
-            share = np.zeros((filters, x.shape[1] * taps), dtype=x.dtype)
+            rows = np.empty((size, depth), dtype=x.dtype)
+            full = np.empty((filters, size), dtype=x.dtype)
+            for f in range(filters):
+                for t in range(depth):
+                    share[f, t] = 0
             for b in range(first, stop):
-                full[:] = 0
                 for f in range(filters):
                     target = full[f]
+                    for p in range(size):
+                        target[p] = 0
                     for i in range(qd):
                         for j in range(qh):
-                            positions = argmax[b, f, i, j]
+                            recorded = argmax[b, f, i, j]
                             source = g[b, f, i, j]
                             base = np.uint64(((i * pd) * oh + j * ph) * ow)
                             for k in range(qw):
-                                at = base + np.uint64(k * pw) + offset(positions[k], oh, ow)
+                                at = base + np.uint64(k * pw) + offset(recorded[k], oh, ow)
                                 target[at] = source[np.uint64(k)]
                 walk(x, b, 1, rows, True)
-                share += np.dot(full, rows)
-            return share
+                product = np.dot(full, rows)
+                for f in range(filters):
+                    for t in range(depth):
+                        share[f, t] += product[f, t]
 
         def block_loop(x, argmax, g, shares):
             n = x.shape[0]
@@ -540,7 +548,7 @@ def _register_numba() -> None:
             for block in prange(blocks):
                 index = np.int64(block)
                 first, stop = n * index // blocks, n * (index + 1) // blocks
-                shares[index] = block_share(x, argmax, g, first, stop)
+                block_share(x, argmax, g, first, stop, shares[index])
 
         all_blocks = threads_or_serial(block_loop, numba_njit, parallel, single_threaded_blas=True)
 
@@ -560,7 +568,9 @@ def _register_numba() -> None:
             all_blocks(x, argmax, g, shares)
             dw = np.zeros((filters, channels * taps), dtype=x.dtype)
             for index in range(shares.shape[0]):  # in block order, whatever the threads
-                dw += shares[index]
+                for f in range(filters):
+                    for t in range(channels * taps):
+                        dw[f, t] += shares[index, f, t]
             return dw.reshape((filters, channels, kd, kh, kw))
 
         return corr_max_pool_grad_filters, salt
