@@ -87,7 +87,7 @@ CHUNK_BYTES = 4 * 2**20
 WIDE_DEPTH = 64
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 12
+_KERNEL_VERSION = 13
 
 
 def _check_operands(who: str, **tensors: Any) -> None:
@@ -397,21 +397,29 @@ def _register_numba() -> None:
         @numba_njit
         def filters_chunk(x, g, chunk, index, shares):
             """This chunk's share of the filter gradient into ``shares[index]``."""
-            shares[index] = chunk_share(x, g, index * chunk, min(chunk, x.shape[0] - index * chunk))
+            first = index * chunk
+            chunk_share(x, g, first, min(chunk, x.shape[0] - first), shares[index])
 
         @numba_njit
-        def chunk_share(x, g, first, count):
+        def chunk_share(x, g, first, count, share):
+            """Written into ``share`` with element loops and ``np.dot(..., out)``: array
+            assignments and ``+=`` compile Numba's shape-error formatting (seconds cold)."""
             filters = g.shape[1]
             positions = g.shape[2] * g.shape[3] * g.shape[4]
             depth = x.shape[1] * taps
             rows = np.empty((count * positions, depth), dtype=x.dtype)
             walk(x, first, count, rows, True)
             if depth < WIDE_DEPTH:  # one product per example with its gradient as it is
-                share = np.zeros((filters, depth), dtype=x.dtype)
+                for f in range(filters):
+                    for t in range(depth):
+                        share[f, t] = 0
                 for b in range(count):
                     g_mat = np.ascontiguousarray(g[first + b]).reshape((filters, positions))
-                    share += np.dot(g_mat, rows[b * positions : (b + 1) * positions])
-                return share
+                    product = np.dot(g_mat, rows[b * positions : (b + 1) * positions])
+                    for f in range(filters):
+                        for t in range(depth):
+                            share[f, t] += product[f, t]
+                return
             g_rows = np.empty((filters, count * positions), dtype=x.dtype)
             od, oh, ow = g.shape[2], g.shape[3], g.shape[4]
             for b in range(count):
@@ -424,7 +432,7 @@ def _register_numba() -> None:
                             for k in range(ow):
                                 target[p] = source[i, j, k]
                                 p += 1
-            return np.dot(g_rows, rows)
+            np.dot(g_rows, rows, share)
 
         def chunk_loop(x, g, chunk, shares):
             for index in prange(shares.shape[0]):
@@ -446,7 +454,9 @@ def _register_numba() -> None:
             all_chunks(x, g, chunk, shares)
             dw = np.zeros((filters, depth), dtype=x.dtype)
             for index in range(chunks):  # in chunk order, whatever thread made each share
-                dw += shares[index]
+                for f in range(filters):
+                    for t in range(depth):
+                        dw[f, t] += shares[index, f, t]
             return dw.reshape((filters, channels, kd, kh, kw))
 
         return chunked_corr_grad_filters, salt
