@@ -61,7 +61,7 @@ from .chunked_corr import (
 )
 from .conv import pad_spatial
 from .corr_op import CorrNd, CorrNdGrad
-from .im2col import _PatchOp, numba_output_lengths, output_lengths, patches_numpy
+from .im2col import _PatchOp, output_lengths, patches_numpy
 from .pool_op import MaxPoolNd, MaxPoolNdGrad
 
 __all__ = [
@@ -75,7 +75,7 @@ __all__ = [
 CORR_MAX_POOL_TAG = "corr_max_pool"
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 2
+_KERNEL_VERSION = 3
 
 # the batch is split into this many blocks (for Numba's threads, and the filter
 # gradient's shares, added in block order whatever the thread count)
@@ -97,15 +97,6 @@ class _CorrPoolOp(_PatchOp):
                 f"{type(self).__name__}: a pooling window of {int(np.prod(self.pool))} "
                 "entries does not fit uint8 positions (at most 255)"
             )
-
-    @property
-    def window(self) -> int:
-        return int(np.prod(self.pool))
-
-    def pooled_lengths(self, spatial: tuple) -> tuple:
-        """Pooled lengths for an input of spatial lengths ``spatial``."""
-        lengths = output_lengths(spatial, self.kernel, self.stride, self.dilation)
-        return tuple(n // p for n, p in zip(lengths, self.pool))
 
 
 def _check_5d(who: str, **tensors: Any) -> None:
@@ -410,8 +401,7 @@ def _register_numba() -> None:
 
     def pieces(op: _CorrPoolOp) -> tuple:
         parallel = parallel_kernels()
-        _, walk, _, taps = _numba_kernels(op, numba_njit, parallel)
-        lengths = numba_output_lengths(op, numba_njit)
+        lengths, walk, _, taps = _numba_kernels(op, numba_njit, parallel)
         return lengths, walk, taps, parallel, 2 * _KERNEL_VERSION + int(parallel)
 
     def window_offsets(op: _CorrPoolOp, numba_njit: Any) -> Any:
