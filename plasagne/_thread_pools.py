@@ -30,7 +30,13 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["SETTLED", "SETTLED_REASON", "IDLE_SETTINGS", "prepare_idle_settings"]
+__all__ = [
+    "SETTLED",
+    "SETTLED_REASON",
+    "IDLE_SETTINGS",
+    "LATE_IMPORT_REASONS",
+    "prepare_idle_settings",
+]
 
 #: The environment settings, each applied unless the user set it already.
 IDLE_SETTINGS = {"OPENBLAS_THREAD_TIMEOUT": "4", "OMP_WAIT_POLICY": "passive"}
@@ -45,14 +51,22 @@ def _loaded_libraries() -> str:
         return ""
 
 
+#: The reasons :func:`prepare_idle_settings` gives when only the import order stands in
+#: the way (:mod:`plasagne.ops.blas_threads` warns for these, once).
+LATE_IMPORT_REASONS = (
+    "SciPy's BLAS was loaded before plasagne (import plasagne first)",
+    "Numba's threads had started before plasagne (import plasagne first)",
+)
+
+
 def _too_late() -> str:
     """Why the idle settings can no longer take effect, or an empty string."""
     scipy_blas_modules = ("scipy.linalg._fblas", "scipy.linalg.cython_blas")
     if any(name in sys.modules for name in scipy_blas_modules):
-        return "SciPy's BLAS was loaded before plasagne (import plasagne first)"
+        return LATE_IMPORT_REASONS[0]
     maps = _loaded_libraries()
     if "omppool" in maps or "tbbpool" in maps or "workqueue" in maps:
-        return "Numba's threads had started before plasagne (import plasagne first)"
+        return LATE_IMPORT_REASONS[1]
     return ""
 
 

@@ -305,9 +305,9 @@ def test_a_forked_process_runs_the_parallel_kernels():
 
 
 def test_threads_are_usable_only_in_the_process_that_started_them(monkeypatch):
-    monkeypatch.setattr(blas_threads, "_THREADS_STARTED_BY", [])
+    monkeypatch.setattr(blas_threads, "_threads_started_by", None)
     assert blas_threads._threads_usable() == 0
-    monkeypatch.setattr(blas_threads, "_THREADS_STARTED_BY", [os.getpid() + 1])
+    monkeypatch.setattr(blas_threads, "_threads_started_by", os.getpid() + 1)
     assert blas_threads._threads_usable() == 0  # as in a forked child
-    monkeypatch.setattr(blas_threads, "_THREADS_STARTED_BY", [os.getpid()])
+    monkeypatch.setattr(blas_threads, "_threads_started_by", os.getpid())
     assert blas_threads._threads_usable() == 1

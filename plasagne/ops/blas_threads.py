@@ -135,14 +135,15 @@ def why_serial() -> str:
     return _thread_pools.SETTLED_REASON
 
 
-_WARNED: list[str] = []
+_warned_late_import = False
 
 
 def _warn_late_import(reason: str) -> None:
     """Warn once per process when import order alone keeps the kernels serial."""
-    if "import plasagne first" not in reason or _WARNED:
+    global _warned_late_import
+    if reason not in _thread_pools.LATE_IMPORT_REASONS or _warned_late_import:
         return
-    _WARNED.append(reason)
+    _warned_late_import = True
     warnings.warn(
         f"plasagne: the convolution and pooling kernels run on one thread: {reason}, or "
         "set OPENBLAS_THREAD_TIMEOUT=4 and OMP_WAIT_POLICY=passive before Python starts "
@@ -173,19 +174,20 @@ def parallel_kernels() -> bool:
         return False
     from numba.np.ufunc.parallel import _launch_threads
 
+    global _threads_started_by
     _launch_threads()
-    if not _THREADS_STARTED_BY:  # a forked child inherits the parent's entry: never its own
-        _THREADS_STARTED_BY.append(os.getpid())
+    if _threads_started_by is None:  # a forked child inherits the parent's: never its own
+        _threads_started_by = os.getpid()
     return True
 
 
 # the process that started Numba's threads, once known
-_THREADS_STARTED_BY: list[int] = []
+_threads_started_by: int | None = None
 
 
 def _threads_usable() -> int:
     """1 in the process that started Numba's threads, 0 in a child forked from it."""
-    return int(os.getpid() in _THREADS_STARTED_BY)
+    return int(os.getpid() == _threads_started_by)
 
 
 _THREADS_USABLE_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int)(_threads_usable)
