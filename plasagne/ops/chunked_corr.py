@@ -13,7 +13,8 @@ the gather and the product that uses them:
 - :class:`ChunkedCorrGradFilters` ``(x, g) -> dw``: per chunk, gather the patches again
   and add ``g_chunk @ patches`` to the filter gradient;
 - :class:`ChunkedCorrGradInput` ``(w, g, like) -> dx``: per chunk, the patches'
-  gradient ``g_chunk @ w`` added back to the input positions they came from.
+  gradient (``g[b].T @ w`` for each example) added back to the input positions they
+  came from.
 
 When :func:`plasagne.ops.blas_threads.parallel_kernels` allows, the chunks (half as
 large) run on Numba's threads, each with its own patch buffer and BLAS set to one thread
@@ -230,6 +231,18 @@ def _drop_unit_axes(x5: Any, n: int) -> Any:
     return x5[(slice(None), slice(None)) + (0,) * (3 - n)] if n < 3 else x5
 
 
+def chunked_settings(op: Any, n: int) -> tuple:
+    """A ``CorrNd``/``CorrNdGrad``'s kernel, stride and dilation for ``n`` spatial axes, as
+    the chunked Ops' three-axis settings (unit axes first)."""
+    pad3 = (1,) * (3 - n)
+    return pad3 + op.kernel_shape, pad3 + op.stride, pad3 + op.dilation
+
+
+def padded_input_5d(x: Any, op: Any, n: int) -> Any:
+    """A ``CorrNd``'s input zero-padded by its pads, with unit axes up to three spatial."""
+    return _spatial_5d(pad_spatial(x, op.pads), n)
+
+
 @node_rewriter([CorrNd, CorrNdGrad])
 def use_chunked_corr(fgraph: Any, node: Apply) -> Any:
     """Swap a float :class:`CorrNd` or :class:`CorrNdGrad` for the chunked Ops."""
@@ -241,14 +254,8 @@ def use_chunked_corr(fgraph: Any, node: Apply) -> Any:
     n = x.ndim - 2
     if n > 3:
         return None
-    pad3 = (1,) * (3 - n)
-    settings = (
-        pad3 + op.kernel_shape,
-        pad3 + op.stride,
-        pad3 + op.dilation,
-    )
-    padded = pad_spatial(x, op.pads)
-    x5, w5 = _spatial_5d(padded, n), _spatial_5d(w, n)
+    settings = chunked_settings(op, n)
+    x5, w5 = padded_input_5d(x, op, n), _spatial_5d(w, n)
     if isinstance(op, CorrNd):
         return [_drop_unit_axes(ChunkedCorr(*settings)(x5, w5), n)]
     g5 = _spatial_5d(node.inputs[2], n)

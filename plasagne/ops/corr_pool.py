@@ -58,8 +58,9 @@ from .chunked_corr import (
     ChunkedCorrGradInput,
     _numba_kernels,
     _spatial_5d,
+    chunked_settings,
+    padded_input_5d,
 )
-from .conv import pad_spatial
 from .corr_op import CorrNd, CorrNdGrad
 from .im2col import _PatchOp, output_lengths, patches_numpy
 from .pool_op import MaxPoolNd, MaxPoolNdGrad
@@ -329,7 +330,7 @@ class FuseCorrMaxPool(GraphRewriter):
         channels = w.type.shape[1]
         if channels is None or channels * int(np.prod(corr.op.kernel_shape)) >= WIDE_DEPTH:
             return None  # one product per example is fast only for narrow patches
-        pools, pool_grads, corr_grads = [], [], []
+        pools, corr_grads = [], []
         window = None
         for client, _ in fgraph.clients[out]:
             if not isinstance(client, Apply):
@@ -344,7 +345,6 @@ class FuseCorrMaxPool(GraphRewriter):
                     continue
                 if client.inputs[0] is not out or client.inputs[1].dtype != x.dtype:
                     return None
-                pool_grads.append(client)
                 for user, _ in fgraph.clients[client.outputs[0]]:
                     if not (
                         isinstance(user, Apply)
@@ -361,10 +361,8 @@ class FuseCorrMaxPool(GraphRewriter):
                 return None
         if not pools:
             return None
-        op = corr.op
-        pad3 = (1,) * (3 - n)
-        settings = (pad3 + op.kernel_shape, pad3 + op.stride, pad3 + op.dilation, window)
-        x5 = _spatial_5d(pad_spatial(x, op.pads), n)
+        settings = (*chunked_settings(corr.op, n), window)
+        x5 = padded_input_5d(x, corr.op, n)
         pooled5, argmax5 = ChunkedCorrMaxPool(*settings)(x5, _spatial_5d(w, n))
         pooled = _drop_unit_axes_5d(pooled5, n)
         replacements = [(pool.outputs[0], pooled) for pool in pools]
