@@ -76,7 +76,7 @@ __all__ = [
 CORR_MAX_POOL_TAG = "corr_max_pool"
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 3
+_KERNEL_VERSION = 4
 
 # the batch is split into this many blocks (for Numba's threads, and the filter
 # gradient's shares, added in block order whatever the thread count)
@@ -456,11 +456,11 @@ def _register_numba() -> None:
         def forward_block(x, w_mat, pooled, argmax, first, stop):
             od, oh, ow = lengths(x.shape)
             positions = od * oh * ow
-            rows = np.empty((positions, w_mat.shape[1]), dtype=x.dtype)
+            cols = np.empty((w_mat.shape[1], positions), dtype=x.dtype)
             product = np.empty((w_mat.shape[0], positions), dtype=x.dtype)
             for b in range(first, stop):
-                walk(x, b, 1, rows, True)
-                np.dot(w_mat, rows.T, product)
+                walk(x, b, 1, cols, True)
+                np.dot(w_mat, cols, product)
                 pool_example(product, pooled, argmax, b, oh, ow)
 
         def block_loop(x, w_mat, pooled, argmax, blocks):
@@ -485,7 +485,8 @@ def _register_numba() -> None:
             shape = (x.shape[0], filters, od // pd, oh // ph, ow // pw)
             pooled = np.empty(shape, dtype=x.dtype)
             argmax = np.empty(shape, dtype=np.uint8)
-            all_blocks(x, w_mat, pooled, argmax, max(1, min(x.shape[0], _BLOCKS)))
+            blocks = max(1, min(x.shape[0], _BLOCKS))
+            all_blocks(np.ascontiguousarray(x), w_mat, pooled, argmax, blocks)
             return pooled, argmax
 
         return corr_max_pool, salt
@@ -506,7 +507,7 @@ def _register_numba() -> None:
             size = od * oh * ow
             filters, depth = share.shape
             qd, qh, qw = g.shape[2], g.shape[3], g.shape[4]
-            rows = np.empty((size, depth), dtype=x.dtype)
+            cols = np.empty((depth, size), dtype=x.dtype)
             full = np.empty((filters, size), dtype=x.dtype)
             for f in range(filters):
                 for t in range(depth):
@@ -524,8 +525,8 @@ def _register_numba() -> None:
                             for k in range(qw):
                                 at = base + np.uint64(k * pw) + offset(recorded[k], oh, ow)
                                 target[at] = source[np.uint64(k)]
-                walk(x, b, 1, rows, True)
-                product = np.dot(full, rows)
+                walk(x, b, 1, cols, True)
+                product = np.dot(full, cols.T)
                 for f in range(filters):
                     for t in range(depth):
                         share[f, t] += product[f, t]
@@ -553,7 +554,7 @@ def _register_numba() -> None:
             shares = np.empty(
                 (max(1, min(x.shape[0], _BLOCKS)), filters, channels * taps), dtype=x.dtype
             )
-            all_blocks(x, argmax, g, shares)
+            all_blocks(np.ascontiguousarray(x), argmax, g, shares)
             dw = np.zeros((filters, channels * taps), dtype=x.dtype)
             for index in range(shares.shape[0]):  # in block order, whatever the threads
                 for f in range(filters):
