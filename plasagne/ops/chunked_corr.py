@@ -92,7 +92,7 @@ CHUNK_BYTES = 4 * 2**20
 WIDE_DEPTH = 64
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 16
+_KERNEL_VERSION = 19
 
 
 def _check_operands(who: str, **tensors: Any) -> None:
@@ -303,32 +303,49 @@ def _numba_kernels(op: _PatchOp, numba_njit: Any, parallel: bool) -> tuple:
     @numba_njit
     def walk(x, first, count, cols, gather):
         """Copy patches of examples ``first:first + count`` into ``cols`` (``gather``) or
-        add ``cols`` back into ``x``; ``x`` C-contiguous."""
+        add ``cols`` back into ``x``; both C-contiguous, indexed flat through tables of
+        each patch row's and each output line's offset. A four-deep loop nest: with the
+        seven loops of the offsets' terms LLVM took twice as long to compile each kernel
+        that calls this (it optimises the callee again at every level)."""
         u = np.uint64
         od, oh, ow = lengths(x.shape)
-        positions = u(od * oh * ow)
+        channels, depth, height, width = u(x.shape[1]), u(x.shape[2]), u(x.shape[3]), u(x.shape[4])
+        rows = cols.shape[0]
+        row_offsets = np.empty(rows, dtype=np.uint64)
+        r = 0
+        for c in range(channels):
+            for a in range(u(kd)):
+                for e in range(u(kh)):
+                    for f in range(u(kw)):
+                        row_offsets[r] = ((c * depth + a * u(dd)) * height + e * u(dh)) * width
+                        row_offsets[r] += f * u(dw)
+                        r += 1
+        lines = od * oh
+        line_offsets = np.empty(lines, dtype=np.uint64)
+        r = 0
+        for i in range(u(od)):
+            for j in range(u(oh)):
+                line_offsets[r] = (i * u(sd) * height + j * u(sh)) * width
+                r += 1
+        example_size = channels * depth * height * width
+        positions = u(lines * ow)
+        row_length = u(cols.shape[1])
+        flat_x = x.reshape(-1)
+        flat_cols = cols.reshape(-1)
         for n in range(u(count)):
-            b = u(first) + n
-            q = 0
-            for c in range(u(x.shape[1])):
-                for a in range(u(kd)):
-                    for e in range(u(kh)):
-                        for f in range(u(kw)):
-                            row = cols[q]
-                            q += 1
-                            p = n * positions
-                            left = f * u(dw)
-                            for i in range(u(od)):
-                                z = a * u(dd) + i * u(sd)
-                                for j in range(u(oh)):
-                                    line = x[b, c, z, e * u(dh) + j * u(sh)]
-                                    if gather:
-                                        for k in range(u(ow)):
-                                            row[p + k] = line[left + k * u(sw)]
-                                    else:
-                                        for k in range(u(ow)):
-                                            line[left + k * u(sw)] += row[p + k]
-                                    p += u(ow)
+            origin = (u(first) + n) * example_size
+            for row in range(u(rows)):
+                p = row * row_length + n * positions
+                row_origin = origin + row_offsets[row]
+                for line in range(u(lines)):
+                    start = row_origin + line_offsets[line]
+                    if gather:
+                        for k in range(u(ow)):
+                            flat_cols[p + k] = flat_x[start + k * u(sw)]
+                    else:
+                        for k in range(u(ow)):
+                            flat_x[start + k * u(sw)] += flat_cols[p + k]
+                    p += u(ow)
 
     @numba_njit
     def chunk_size(shape, itemsize):
@@ -420,31 +437,34 @@ def _register_numba() -> None:
             filters = g.shape[1]
             positions = g.shape[2] * g.shape[3] * g.shape[4]
             depth = x.shape[1] * taps
-            if depth < WIDE_DEPTH:  # one product per example with its gradient as it lies
-                cols = np.empty((depth, positions), dtype=x.dtype)
-                for t in range(depth):
-                    for f in range(filters):
-                        share[t, f] = 0
-                for n in range(count):
-                    walk(x, first + n, 1, cols, True)
-                    example = g[first + n].reshape((filters, positions))
+            # narrow patches: one product per example with its gradient as it lies; wide:
+            # one per chunk with the gradient's rows copied side by side. One call of
+            # ``walk`` either way (each call site is a copy of it to compile)
+            narrow = depth < WIDE_DEPTH
+            step = 1 if narrow else count
+            cols = np.empty((depth, step * positions), dtype=x.dtype)
+            g_rows = np.empty((filters, step * positions), dtype=x.dtype)
+            for t in range(depth):
+                for f in range(filters):
+                    share[t, f] = 0
+            for part in range(count // step):
+                walk(x, first + part * step, step, cols, True)
+                if narrow:
+                    example = g[first + part].reshape((filters, positions))
                     product = np.dot(cols, example.T)
                     for t in range(depth):
                         for f in range(filters):
                             share[t, f] += product[t, f]
-                return
-            cols = np.empty((depth, count * positions), dtype=x.dtype)
-            walk(x, first, count, cols, True)
-            g_rows = np.empty((filters, count * positions), dtype=x.dtype)
-            for n in range(count):
-                example = g[first + n].reshape((filters, positions))
-                start = n * positions
-                for f in range(filters):
-                    source = example[f]
-                    target = g_rows[f]
-                    for p in range(positions):
-                        target[start + p] = source[p]
-            np.dot(cols, g_rows.T, share)
+                    continue
+                for n in range(count):
+                    example = g[first + n].reshape((filters, positions))
+                    start = n * positions
+                    for f in range(filters):
+                        source = example[f]
+                        target = g_rows[f]
+                        for p in range(positions):
+                            target[start + p] = source[p]
+                np.dot(cols, g_rows.T, share)
 
         def chunk_loop(x, g, chunk, shares):
             for index in prange(shares.shape[0]):
