@@ -111,10 +111,10 @@ def test_perform_matches_scipy_and_hand_written_gradients(config, seed):
 @pytest.mark.parametrize(
     "shape, filters, settings_3d, wide, several_chunks",
     [
-        # depth 36: transposed forward product, one filter product per example;
+        # depth 36 (narrow): one filter-gradient product per example;
         # 93 kB of float64 patches per example: 44 per chunk, 70 = 44 + 26
         ((70, 4, 1, 20, 20), 5, ((1, 3, 3), (1, 1, 1), (1, 1, 1)), False, True),
-        # depth 72: row-major products; 22 per chunk, 30 = 22 + 8
+        # depth 72 (wide): one filter-gradient product per chunk; 22 per chunk, 30 = 22 + 8
         ((30, 8, 1, 20, 20), 6, ((1, 3, 3), (1, 1, 1), (1, 1, 1)), True, True),
         # stride, dilation and three spatial axes, one chunk
         ((3, 2, 5, 7, 6), 3, ((2, 3, 2), (1, 2, 1), (2, 1, 2)), False, False),
