@@ -91,7 +91,7 @@ CHUNK_BYTES = 4 * 2**20
 WIDE_DEPTH = 64
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 19
+_KERNEL_VERSION = 20
 
 
 def _check_operands(who: str, **tensors: Any) -> None:
@@ -440,7 +440,7 @@ def _register_numba() -> None:
             # one per chunk with the gradient's rows copied side by side. One call of
             # ``walk`` either way (each call site is a copy of it to compile)
             narrow = depth < WIDE_DEPTH
-            step = 1 if narrow else count
+            step = 1 if narrow else max(count, 1)
             cols = np.empty((depth, step * positions), dtype=x.dtype)
             g_rows = np.empty((filters, step * positions), dtype=x.dtype)
             for t in range(depth):
