@@ -230,8 +230,13 @@ def _spatial_5d(x: Any, n: int) -> Any:
 
 
 def _drop_unit_axes(x5: Any, n: int) -> Any:
-    """Undo :func:`_spatial_5d`."""
-    return x5[(slice(None), slice(None)) + (0,) * (3 - n)] if n < 3 else x5
+    """Undo :func:`_spatial_5d` with a reshape: the result stays C-contiguous for the loops
+    after it (an index into the unit axis makes a view Numba cannot type as contiguous)."""
+    if n == 3:
+        return x5
+    return x5.reshape(
+        [x5.shape[0], x5.shape[1], *(x5.shape[5 - n + i] for i in range(n))], ndim=n + 2
+    )
 
 
 def chunked_settings(op: Any, n: int) -> tuple:
@@ -266,8 +271,10 @@ def use_chunked_corr(fgraph: Any, node: Apply) -> Any:
     replacements = {grad_w: _drop_unit_axes(ChunkedCorrGradFilters(*settings)(x5, g5), n)}
     if fgraph.clients.get(grad_x):
         dx_padded = _drop_unit_axes(ChunkedCorrGradInput(*settings)(w5, g5, x5), n)
-        crop = tuple(slice(a, a + x.shape[2 + i]) for i, (a, _) in enumerate(op.pads))
-        replacements[grad_x] = dx_padded[(slice(None), slice(None)) + crop]
+        if any(any(pad) for pad in op.pads):
+            crop = tuple(slice(a, a + x.shape[2 + i]) for i, (a, _) in enumerate(op.pads))
+            dx_padded = dx_padded[(slice(None), slice(None)) + crop]
+        replacements[grad_x] = dx_padded
     return replacements
 
 

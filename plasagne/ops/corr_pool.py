@@ -56,6 +56,7 @@ from .chunked_corr import (
     WIDE_DEPTH,
     ChunkedCorr,
     ChunkedCorrGradInput,
+    _drop_unit_axes,
     _numba_kernels,
     _spatial_5d,
     chunked_settings,
@@ -286,15 +287,6 @@ def _fusible_pool(op: Any, n: int) -> tuple | None:
     return (1,) * (3 - n) + tuple(op.pool_size)
 
 
-def _drop_unit_axes_5d(x5: Any, n: int) -> Any:
-    """Undo :func:`_spatial_5d` with a reshape (a C-contiguous result for the loops after)."""
-    if n == 3:
-        return x5
-    return x5.reshape(
-        [x5.shape[0], x5.shape[1], *(x5.shape[5 - n + i] for i in range(n))], ndim=n + 2
-    )
-
-
 class FuseCorrMaxPool(GraphRewriter):
     """Replace a first convolution followed by a max pooling with the fused Ops.
 
@@ -364,13 +356,13 @@ class FuseCorrMaxPool(GraphRewriter):
         settings = (*chunked_settings(corr.op, n), window)
         x5 = padded_input_5d(x, corr.op, n)
         pooled5, argmax5 = ChunkedCorrMaxPool(*settings)(x5, _spatial_5d(w, n))
-        pooled = _drop_unit_axes_5d(pooled5, n)
+        pooled = _drop_unit_axes(pooled5, n)
         replacements = [(pool.outputs[0], pooled) for pool in pools]
         for user in corr_grads:
             pool_grad = user.inputs[2].owner
             g5 = _spatial_5d(pool_grad.inputs[1], n)
             dw5 = ChunkedCorrMaxPoolGradFilters(*settings)(x5, argmax5, g5)
-            replacements.append((user.outputs[1], _drop_unit_axes_5d(dw5, n)))
+            replacements.append((user.outputs[1], _drop_unit_axes(dw5, n)))
         return replacements
 
 
