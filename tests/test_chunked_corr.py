@@ -139,6 +139,35 @@ def test_numba_kernels_in_float32(kernel_threads):
     )
 
 
+def test_numba_kernels_take_non_contiguous_inputs(kernel_threads):
+    # the kernels index their patch walk flat, after making inputs C-contiguous: strided
+    # views of the graph's inputs must give the references' values
+    settings_3d = ((1, 3, 2), (1, 1, 2), (1, 2, 1))
+    kernel, stride, dilation = settings_3d
+    rng = np.random.default_rng(7)
+    xs = rng.standard_normal((5, 3, 1, 9, 22))
+    ws = rng.standard_normal((8, 3, 1, 3, 2))
+    xv, wv = xs[..., ::2], ws[::2]
+    expected = correlate_reference(xv, wv, stride, [(0, 0)] * 3, dilation)
+    gs = rng.standard_normal((*expected.shape[:4], 2 * expected.shape[4]))
+    gv = gs[..., ::2]
+    big = [pt.tensor(name, dtype="float64", shape=(None,) * 5) for name in "xwg"]
+    x, w, g = big[0][..., ::2], big[1][::2], big[2][..., ::2]
+    outputs = [
+        ChunkedCorr(*settings_3d)(x, w),
+        ChunkedCorrGradFilters(*settings_3d)(x, g),
+        ChunkedCorrGradInput(*settings_3d)(w, g, x),
+    ]
+    got_out, got_dw, got_dx = pytensor.function(big, outputs, mode="NUMBA")(xs, ws, gs)
+    np.testing.assert_allclose(got_out, expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        got_dw, filter_gradient_reference(xv, gv, kernel, stride, dilation), atol=1e-10
+    )
+    np.testing.assert_allclose(
+        got_dx, input_gradient_reference(wv, gv, xv.shape, stride, dilation), atol=1e-10
+    )
+
+
 def test_numba_kernels_on_an_empty_batch(kernel_threads):
     settings_3d = ((1, 3, 3), (1, 1, 1), (1, 1, 1))
     (x, w, g), out, dw, dx = three_ops(settings_3d)

@@ -148,6 +148,30 @@ def test_ties_go_to_the_max_pool_gradients_recipient_and_nan_wins(mode):
     assert np.isnan(pooled[0]).any() and not np.isnan(pooled[1:]).any()
 
 
+def test_numba_kernels_take_a_non_contiguous_input(kernel_threads):
+    # the kernels walk the input flat after making it C-contiguous: a strided view of the
+    # graph's input must give the references' values
+    settings_4 = ((1, 3, 3), (1, 1, 1), (1, 1, 1), (1, 2, 2))
+    kernel, stride, dilation, pool = settings_4
+    rng = np.random.default_rng(3)
+    xs = rng.standard_normal((4, 2, 1, 10, 18))
+    xv, wv = xs[..., ::2], rng.standard_normal((3, 2, *kernel))
+    correlation = correlate_reference(xv, wv, stride, [(0, 0)] * 3, dilation)
+    want_pooled, want_argmax = pool_reference(correlation, pool)
+    gv = rng.standard_normal(want_pooled.shape)
+    big = pt.tensor("x", dtype="float64", shape=(None,) * 5)
+    w, g = pt.tensor5("w", dtype="float64"), pt.tensor5("g", dtype="float64")
+    pooled, argmax = ChunkedCorrMaxPool(*settings_4)(big[..., ::2], w)
+    dw = ChunkedCorrMaxPoolGradFilters(*settings_4)(big[..., ::2], argmax, g)
+    f = pytensor.function([big, w, g], [pooled, argmax, dw], mode="NUMBA")
+    got_pooled, got_argmax, got_dw = f(xs, wv, gv)
+    np.testing.assert_allclose(got_pooled, want_pooled, rtol=1e-10, atol=1e-10)
+    np.testing.assert_array_equal(got_argmax, want_argmax)
+    full = unpool_reference(want_argmax, gv, pool, correlation.shape[2:])
+    want_dw = filter_gradient_reference(xv, full, kernel, stride, dilation)
+    np.testing.assert_allclose(got_dw, want_dw, rtol=1e-10, atol=1e-10)
+
+
 def test_numba_kernels_on_an_empty_batch():
     settings_4 = ((1, 3, 3), (1, 1, 1), (1, 1, 1), (1, 2, 2))
     (x, w, g), pooled, argmax, dw = two_ops(settings_4)
