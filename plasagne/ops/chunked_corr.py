@@ -91,7 +91,7 @@ CHUNK_BYTES = 4 * 2**20
 WIDE_DEPTH = 64
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 20
+_KERNEL_VERSION = 21
 
 
 def _check_operands(who: str, **tensors: Any) -> None:
@@ -307,17 +307,13 @@ def _numba_kernels(op: _PatchOp, numba_njit: Any, parallel: bool) -> tuple:
     budget = CHUNK_BYTES // 2 if parallel else CHUNK_BYTES
 
     @numba_njit
-    def walk(x, first, count, cols, gather):
-        """Copy patches of examples ``first:first + count`` into ``cols`` (``gather``) or
-        add ``cols`` back into ``x``; both C-contiguous, indexed flat through tables of
-        each patch row's and each output line's offset. A four-deep loop nest: with the
-        seven loops of the offsets' terms LLVM took twice as long to compile each kernel
-        that calls this (it optimises the callee again at every level)."""
+    def offsets(shape):
+        """The walk's tables for inputs of ``shape``: each patch row's flat offset within an
+        example, and each output line's. Built once per chunk or block, not per walk."""
         u = np.uint64
-        od, oh, ow = lengths(x.shape)
-        channels, depth, height, width = u(x.shape[1]), u(x.shape[2]), u(x.shape[3]), u(x.shape[4])
-        rows = cols.shape[0]
-        row_offsets = np.empty(rows, dtype=np.uint64)
+        od, oh, _ = lengths(shape)
+        channels, depth, height, width = u(shape[1]), u(shape[2]), u(shape[3]), u(shape[4])
+        row_offsets = np.empty(shape[1] * taps, dtype=np.uint64)
         r = 0
         for c in range(channels):
             for a in range(u(kd)):
@@ -326,21 +322,33 @@ def _numba_kernels(op: _PatchOp, numba_njit: Any, parallel: bool) -> tuple:
                         row_offsets[r] = ((c * depth + a * u(dd)) * height + e * u(dh)) * width
                         row_offsets[r] += f * u(dw)
                         r += 1
-        lines = od * oh
-        line_offsets = np.empty(lines, dtype=np.uint64)
+        line_offsets = np.empty(od * oh, dtype=np.uint64)
         r = 0
         for i in range(u(od)):
             for j in range(u(oh)):
                 line_offsets[r] = (i * u(sd) * height + j * u(sh)) * width
                 r += 1
-        example_size = channels * depth * height * width
+        return row_offsets, line_offsets
+
+    @numba_njit
+    def walk(x, first, count, cols, gather, tables):
+        """Copy patches of examples ``first:first + count`` into ``cols`` (``gather``) or
+        add ``cols`` back into ``x``; both C-contiguous, indexed flat through ``tables``
+        (:func:`offsets` of ``x.shape``). A four-deep loop nest: with the seven loops of
+        the offsets' terms LLVM took twice as long to compile each kernel that calls this
+        (it optimises the callee again at every level)."""
+        u = np.uint64
+        row_offsets, line_offsets = tables
+        ow = lengths(x.shape)[2]
+        example_size = u(x.shape[1] * x.shape[2] * x.shape[3] * x.shape[4])
+        lines = line_offsets.shape[0]
         positions = u(lines * ow)
         row_length = u(cols.shape[1])
         flat_x = x.reshape(-1)
         flat_cols = cols.reshape(-1)
         for n in range(u(count)):
             origin = (u(first) + n) * example_size
-            for row in range(u(rows)):
+            for row in range(u(row_offsets.shape[0])):
                 p = row * row_length + n * positions
                 row_origin = origin + row_offsets[row]
                 for line in range(u(lines)):
@@ -361,7 +369,7 @@ def _numba_kernels(op: _PatchOp, numba_njit: Any, parallel: bool) -> tuple:
         per_example = od * oh * ow * shape[1] * taps * itemsize
         return max(1, min(shape[0], budget // max(per_example, 1)))
 
-    return lengths, walk, chunk_size, taps
+    return lengths, offsets, walk, chunk_size, taps
 
 
 def _register_numba() -> None:
@@ -381,7 +389,7 @@ def _register_numba() -> None:
 
     @register_funcify_default_op_cache_key(ChunkedCorr)
     def numba_chunked_corr(op, node=None, **kwargs):
-        (lengths, walk, chunk_size, taps), parallel, salt = kernel_pieces(op)
+        (lengths, offsets, walk, chunk_size, taps), parallel, salt = kernel_pieces(op)
 
         @numba_njit
         def forward_chunk(x, w_mat, flat, chunk, index):
@@ -390,7 +398,7 @@ def _register_numba() -> None:
             count = min(chunk, x.shape[0] - first)
             positions = flat.shape[2]
             cols = np.empty((w_mat.shape[1], count * positions), dtype=x.dtype)
-            walk(x, first, count, cols, True)
+            walk(x, first, count, cols, True, offsets(x.shape))
             product = np.dot(w_mat, cols)
             for n in range(count):
                 target = flat[first + n]
@@ -426,7 +434,7 @@ def _register_numba() -> None:
 
     @register_funcify_default_op_cache_key(ChunkedCorrGradFilters)
     def numba_chunked_corr_grad_filters(op, node=None, **kwargs):
-        (lengths, walk, chunk_size, taps), parallel, salt = kernel_pieces(op)
+        (lengths, offsets, walk, chunk_size, taps), parallel, salt = kernel_pieces(op)
         kd, kh, kw = op.kernel
 
         @numba_njit
@@ -450,11 +458,13 @@ def _register_numba() -> None:
             step = 1 if narrow else max(count, 1)
             cols = np.empty((depth, step * positions), dtype=x.dtype)
             g_rows = np.empty((filters, step * positions), dtype=x.dtype)
-            for t in range(depth):
-                for f in range(filters):
-                    share[t, f] = 0
+            tables = offsets(x.shape)
+            if narrow:  # the wide product overwrites the share
+                for t in range(depth):
+                    for f in range(filters):
+                        share[t, f] = 0
             for part in range(count // step):
-                walk(x, first + part * step, step, cols, True)
+                walk(x, first + part * step, step, cols, True, tables)
                 if narrow:
                     example = g[first + part].reshape((filters, positions))
                     product = np.dot(cols, example.T)
@@ -501,7 +511,7 @@ def _register_numba() -> None:
 
     @register_funcify_default_op_cache_key(ChunkedCorrGradInput)
     def numba_chunked_corr_grad_input(op, node=None, **kwargs):
-        (lengths, walk, chunk_size, taps), parallel, salt = kernel_pieces(op)
+        (lengths, offsets, walk, chunk_size, taps), parallel, salt = kernel_pieces(op)
 
         @numba_njit
         def input_chunk(w_t, g, dx, chunk, index):
@@ -512,9 +522,10 @@ def _register_numba() -> None:
             filters = g.shape[1]
             positions = g.shape[2] * g.shape[3] * g.shape[4]
             cols = np.empty((w_t.shape[0], positions), dtype=w_t.dtype)
+            tables = offsets(dx.shape)
             for n in range(count):
                 np.dot(w_t, g[first + n].reshape((filters, positions)), cols)
-                walk(dx, first + n, 1, cols, False)
+                walk(dx, first + n, 1, cols, False, tables)
 
         def chunk_loop(w_t, g, dx, chunk):
             for index in prange((dx.shape[0] + chunk - 1) // chunk):

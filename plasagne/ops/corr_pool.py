@@ -77,7 +77,7 @@ __all__ = [
 CORR_MAX_POOL_TAG = "corr_max_pool"
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 4
+_KERNEL_VERSION = 5
 
 # the batch is split into this many blocks (for Numba's threads, and the filter
 # gradient's shares, added in block order whatever the thread count)
@@ -391,8 +391,8 @@ def _register_numba() -> None:
 
     def pieces(op: _CorrPoolOp) -> tuple:
         parallel = parallel_kernels()
-        lengths, walk, _, taps = _numba_kernels(op, numba_njit, parallel)
-        return lengths, walk, taps, parallel, 2 * _KERNEL_VERSION + int(parallel)
+        lengths, offsets, walk, _, taps = _numba_kernels(op, numba_njit, parallel)
+        return lengths, offsets, walk, taps, parallel, 2 * _KERNEL_VERSION + int(parallel)
 
     def window_offsets(op: _CorrPoolOp, numba_njit: Any) -> Any:
         pd, ph, pw = op.pool
@@ -408,7 +408,7 @@ def _register_numba() -> None:
 
     @register_funcify_default_op_cache_key(ChunkedCorrMaxPool)
     def numba_corr_max_pool(op, node=None, **kwargs):
-        lengths, walk, taps, parallel, salt = pieces(op)
+        lengths, offsets, walk, taps, parallel, salt = pieces(op)
         pd, ph, pw = op.pool
 
         @numba_njit
@@ -450,8 +450,9 @@ def _register_numba() -> None:
             positions = od * oh * ow
             cols = np.empty((w_mat.shape[1], positions), dtype=x.dtype)
             product = np.empty((w_mat.shape[0], positions), dtype=x.dtype)
+            tables = offsets(x.shape)
             for b in range(first, stop):
-                walk(x, b, 1, cols, True)
+                walk(x, b, 1, cols, True, tables)
                 np.dot(w_mat, cols, product)
                 pool_example(product, pooled, argmax, b, oh, ow)
 
@@ -485,7 +486,7 @@ def _register_numba() -> None:
 
     @register_funcify_default_op_cache_key(ChunkedCorrMaxPoolGradFilters)
     def numba_corr_max_pool_grad_filters(op, node=None, **kwargs):
-        lengths, walk, taps, parallel, salt = pieces(op)
+        lengths, offsets, walk, taps, parallel, salt = pieces(op)
         pd, ph, pw = op.pool
         offset = window_offsets(op, numba_njit)
         kd, kh, kw = op.kernel
@@ -501,6 +502,7 @@ def _register_numba() -> None:
             qd, qh, qw = g.shape[2], g.shape[3], g.shape[4]
             cols = np.empty((depth, size), dtype=x.dtype)
             full = np.empty((filters, size), dtype=x.dtype)
+            tables = offsets(x.shape)
             for f in range(filters):
                 for t in range(depth):
                     share[f, t] = 0
@@ -517,7 +519,7 @@ def _register_numba() -> None:
                             for k in range(qw):
                                 at = base + np.uint64(k * pw) + offset(recorded[k], oh, ow)
                                 target[at] = source[np.uint64(k)]
-                walk(x, b, 1, cols, True)
+                walk(x, b, 1, cols, True, tables)
                 product = np.dot(full, cols.T)
                 for f in range(filters):
                     for t in range(depth):
