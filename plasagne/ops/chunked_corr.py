@@ -57,11 +57,7 @@ from pytensor.gradient import disconnected_type
 from pytensor.graph.basic import Apply
 from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 
-from .blas_threads import (
-    parallel_kernels,
-    register_symbols,
-    threads_or_serial,
-)
+from .blas_threads import parallel_kernels, register_symbols
 from .conv import pad_spatial
 from .corr_op import CorrNd, CorrNdGrad
 from .im2col import (
@@ -71,6 +67,7 @@ from .im2col import (
     output_lengths,
     patches_numpy,
 )
+from .opaque_calls import kernel_key, threads_behind_call
 
 __all__ = [
     "ChunkedCorr",
@@ -91,7 +88,7 @@ CHUNK_BYTES = 4 * 2**20
 WIDE_DEPTH = 64
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 21
+_KERNEL_VERSION = 22
 
 
 def _check_operands(who: str, **tensors: Any) -> None:
@@ -387,6 +384,14 @@ def _register_numba() -> None:
         salt = 2 * _KERNEL_VERSION + int(parallel)
         return _numba_kernels(op, numba_njit, parallel), parallel, salt
 
+    def behind_call(op, node, salt, loop, parallel, arrays, integers=0):
+        """``loop`` threaded (or serial), compiled once behind a C call (arrays given as
+        ``ndim``s, all of the node's dtype, then ``integers`` int64 arguments)."""
+        dtype = node.inputs[0].dtype
+        spec = [(dtype, ndim) for ndim in arrays] + ["int64"] * integers
+        key = kernel_key(op, dtype, salt, loop.__name__)
+        return threads_behind_call(loop, numba_njit, parallel, spec, key, True)
+
     @register_funcify_default_op_cache_key(ChunkedCorr)
     def numba_chunked_corr(op, node=None, **kwargs):
         (lengths, offsets, walk, chunk_size, taps), parallel, salt = kernel_pieces(op)
@@ -413,7 +418,7 @@ def _register_numba() -> None:
             for index in prange((x.shape[0] + chunk - 1) // chunk):
                 forward_chunk(x, w_mat, flat, chunk, np.int64(index))
 
-        all_chunks = threads_or_serial(chunk_loop, numba_njit, parallel, single_threaded_blas=True)
+        all_chunks = behind_call(op, node, salt, chunk_loop, parallel, (5, 2, 3), 1)
 
         @numba_njit
         def chunked_corr(x, w):
@@ -482,11 +487,11 @@ def _register_numba() -> None:
                             target[start + p] = source[p]
                 np.dot(cols, g_rows.T, share)
 
-        def chunk_loop(x, g, chunk, shares):
+        def chunk_loop(x, g, shares, chunk):
             for index in prange(shares.shape[0]):
                 filters_chunk(x, g, chunk, np.int64(index), shares)
 
-        all_chunks = threads_or_serial(chunk_loop, numba_njit, parallel, single_threaded_blas=True)
+        all_chunks = behind_call(op, node, salt, chunk_loop, parallel, (5, 5, 3), 1)
 
         @numba_njit
         def chunked_corr_grad_filters(x, g):
@@ -499,7 +504,7 @@ def _register_numba() -> None:
             chunk = chunk_size(x.shape, x.itemsize)
             chunks = (batch + chunk - 1) // chunk
             shares = np.empty((chunks, depth, filters), dtype=x.dtype)
-            all_chunks(np.ascontiguousarray(x), np.ascontiguousarray(g), chunk, shares)
+            all_chunks(np.ascontiguousarray(x), np.ascontiguousarray(g), shares, chunk)
             dw = np.zeros((filters, depth), dtype=x.dtype)
             for index in range(chunks):  # in chunk order, whatever thread made each share
                 for t in range(depth):
@@ -531,7 +536,7 @@ def _register_numba() -> None:
             for index in prange((dx.shape[0] + chunk - 1) // chunk):
                 input_chunk(w_t, g, dx, chunk, np.int64(index))
 
-        all_chunks = threads_or_serial(chunk_loop, numba_njit, parallel, single_threaded_blas=True)
+        all_chunks = behind_call(op, node, salt, chunk_loop, parallel, (2, 5, 5), 1)
 
         @numba_njit
         def chunked_corr_grad_input(w, g, like):

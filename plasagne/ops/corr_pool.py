@@ -51,7 +51,7 @@ from pytensor.gradient import disconnected_type
 from pytensor.graph.basic import Apply
 from pytensor.graph.rewriting.basic import GraphRewriter
 
-from .blas_threads import parallel_kernels, register_symbols, threads_or_serial
+from .blas_threads import parallel_kernels, register_symbols
 from .chunked_corr import (
     WIDE_DEPTH,
     ChunkedCorr,
@@ -64,6 +64,7 @@ from .chunked_corr import (
 )
 from .corr_op import CorrNd, CorrNdGrad
 from .im2col import _PatchOp, output_lengths, patches_numpy
+from .opaque_calls import kernel_key, threads_behind_call
 from .pool_op import MaxPoolNd, MaxPoolNdGrad
 
 __all__ = [
@@ -77,7 +78,7 @@ __all__ = [
 CORR_MAX_POOL_TAG = "corr_max_pool"
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 5
+_KERNEL_VERSION = 6
 
 # the batch is split into this many blocks (for Numba's threads, and the filter
 # gradient's shares, added in block order whatever the thread count)
@@ -464,7 +465,10 @@ def _register_numba() -> None:
                     x, w_mat, pooled, argmax, n * index // blocks, n * (index + 1) // blocks
                 )
 
-        all_blocks = threads_or_serial(block_loop, numba_njit, parallel, single_threaded_blas=True)
+        dtype = node.inputs[0].dtype
+        spec = [(dtype, 5), (dtype, 2), (dtype, 5), ("uint8", 5), "int64"]
+        key = kernel_key(op, dtype, salt, "block_loop")
+        all_blocks = threads_behind_call(block_loop, numba_njit, parallel, spec, key, True)
 
         @numba_njit
         def corr_max_pool(x, w):
@@ -533,7 +537,10 @@ def _register_numba() -> None:
                 first, stop = n * index // blocks, n * (index + 1) // blocks
                 block_share(x, argmax, g, first, stop, shares[index])
 
-        all_blocks = threads_or_serial(block_loop, numba_njit, parallel, single_threaded_blas=True)
+        dtype = node.inputs[0].dtype
+        spec = [(dtype, 5), ("uint8", 5), (dtype, 5), (dtype, 3)]
+        key = kernel_key(op, dtype, salt, "block_loop")
+        all_blocks = threads_behind_call(block_loop, numba_njit, parallel, spec, key, True)
 
         @numba_njit
         def corr_max_pool_grad_filters(x, argmax, g):
@@ -548,7 +555,12 @@ def _register_numba() -> None:
             shares = np.empty(
                 (max(1, min(x.shape[0], _BLOCKS)), filters, channels * taps), dtype=x.dtype
             )
-            all_blocks(np.ascontiguousarray(x), argmax, g, shares)
+            all_blocks(
+                np.ascontiguousarray(x),
+                np.ascontiguousarray(argmax),
+                np.ascontiguousarray(g),
+                shares,
+            )
             dw = np.zeros((filters, channels * taps), dtype=x.dtype)
             for index in range(shares.shape[0]):  # in block order, whatever the threads
                 for f in range(filters):

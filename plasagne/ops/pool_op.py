@@ -54,7 +54,8 @@ from pytensor.graph.op import Op
 from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 from pytensor.tensor.symbolic import FusibleSymbolicOp
 
-from .blas_threads import parallel_kernels, register_symbols, threads_or_serial
+from .blas_threads import parallel_kernels, register_symbols
+from .opaque_calls import kernel_key, threads_behind_call
 from .pool import _out_length, pool_graph, pool_output_length
 
 __all__ = [
@@ -69,7 +70,7 @@ __all__ = [
 MAX_POOL_KERNEL_TAG = "max_pool_kernel"
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 14
+_KERNEL_VERSION = 15
 
 # the folded leading axis is split into this many blocks for Numba's threads
 _BLOCKS = 64
@@ -536,43 +537,52 @@ def _register_numba() -> None:
                 index = np.int64(block)
                 backward(x, g, dx, assign, n * index // blocks, n * (index + 1) // blocks)
 
-        forward_blocks = threads_or_serial(forward_loop, numba_njit, parallel)
-        backward_blocks = threads_or_serial(backward_loop, numba_njit, parallel)
+        return (
+            lengths,
+            forward_loop,
+            backward_loop,
+            tiles,
+            parallel,
+            2 * _KERNEL_VERSION + int(parallel),
+        )
 
-        @numba_njit
-        def gradient(x, g):
-            n, d, h, w = x.shape
-            od, oh, ow = lengths(x.shape)
-            covered = tiles and od * kd >= d and oh * kh >= h and ow * kw >= w
-            dx = np.empty(x.shape, dtype=x.dtype) if covered else np.zeros(x.shape, x.dtype)
-            backward_blocks(x, g, dx, covered)
-            return dx
-
-        return lengths, forward_blocks, gradient, 2 * _KERNEL_VERSION + int(parallel)
+    def behind_call(op, node, loop, parallel, salt, arrays, integers=0):
+        """``loop`` threaded (or serial), compiled once behind a C call."""
+        dtype = node.inputs[0].dtype
+        spec = [(dtype, 4)] * arrays + ["int64"] * integers
+        key = kernel_key(op, dtype, salt, loop.__name__)
+        return threads_behind_call(loop, numba_njit, parallel, spec, key)
 
     @register_funcify_default_op_cache_key(MaxPoolKernel)
     def numba_max_pool(op, node=None, **kwargs):
-        lengths, forward, _, salt = window_walk(op)
+        lengths, forward_loop, _, _, parallel, salt = window_walk(op)
+        forward = behind_call(op, node, forward_loop, parallel, salt, 2)
 
         @numba_njit
         def max_pool(x):
             od, oh, ow = lengths(x.shape)
             out = np.empty((x.shape[0], od, oh, ow), dtype=x.dtype)
-            forward(x, out)
+            forward(np.ascontiguousarray(x), out)
             return out
 
         return max_pool, salt
 
     @register_funcify_default_op_cache_key(MaxPoolKernelGrad)
     def numba_max_pool_grad(op, node=None, **kwargs):
-        lengths, _, gradient, salt = window_walk(op)
+        lengths, _, backward_loop, tiles, parallel, salt = window_walk(op)
+        kd, kh, kw = op.pool_size
+        backward = behind_call(op, node, backward_loop, parallel, salt, 3, 1)
 
         @numba_njit
         def max_pool_grad(x, g):
+            n, d, h, w = x.shape
             od, oh, ow = lengths(x.shape)
-            if g.shape != (x.shape[0], od, oh, ow):
+            if g.shape != (n, od, oh, ow):
                 raise ValueError("MaxPoolKernelGrad: gradient does not match the output")
-            return gradient(x, g)
+            covered = tiles and od * kd >= d and oh * kh >= h and ow * kw >= w
+            dx = np.empty(x.shape, dtype=x.dtype) if covered else np.zeros(x.shape, x.dtype)
+            backward(np.ascontiguousarray(x), np.ascontiguousarray(g), dx, np.int64(covered))
+            return dx
 
         return max_pool_grad, salt
 

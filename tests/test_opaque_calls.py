@@ -1,0 +1,142 @@
+"""Kernels behind a C call (plasagne.ops.opaque_calls): same values, opaque to callers,
+cached across processes, clear errors for arrays they cannot take."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import uuid
+
+import numba
+import numpy as np
+import pytest
+
+from plasagne.ops.opaque_calls import kernel_key, opaque_call, threads_behind_call
+
+
+@numba.njit
+def _scaled_rows(x, out, scale):
+    """out[i, j] = scale * x[i, j] + i, with a temporary (NRT allocation inside)."""
+    for i in range(x.shape[0]):
+        row = np.empty(x.shape[1], dtype=x.dtype)
+        for j in range(x.shape[1]):
+            row[j] = x[i, j] * scale
+        for j in range(x.shape[1]):
+            out[i, j] = row[j] + i
+
+
+def _fresh_key(name: str) -> str:
+    return f"test-{name}-{uuid.uuid4().hex}"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+def test_opaque_call_matches_numpy(dtype):
+    call = opaque_call(
+        _scaled_rows, [(dtype, 2), (dtype, 2), "int64"], _fresh_key(f"scaled-{dtype}")
+    )
+
+    @numba.njit
+    def use(x, scale):
+        out = np.empty_like(x)
+        call(x, out, scale)
+        return out
+
+    x = (np.arange(12).reshape(3, 4) - 5).astype(dtype)
+    expected = x * 3 + np.arange(3)[:, None]
+    np.testing.assert_array_equal(use(x, 3), expected.astype(dtype))
+    empty = np.zeros((0, 4), dtype=dtype)
+    assert use(empty, 3).shape == (0, 4)
+
+
+def test_callers_do_not_hold_the_kernel_code():
+    """The point of the boundary: a caller's module declares the kernel's symbol and links
+    none of its code (only the symbol's declaration appears)."""
+    key = _fresh_key("opaque")
+    call = opaque_call(_scaled_rows, [("float64", 2), ("float64", 2), "int64"], key)
+
+    @numba.njit
+    def use(x, out):
+        call(x, out, 2)
+
+    x = np.ones((2, 2))
+    use(x, np.empty_like(x))
+    llvm = next(iter(use.inspect_llvm().values()))
+    assert re.search(r"declare i64 @plasagne_kernel_\w+\(", llvm)
+    assert "_scaled_rows" not in llvm
+    direct = numba.njit(lambda x, out: _scaled_rows(x, out, 2))
+    direct(x, np.empty_like(x))
+    assert "_scaled_rows" in next(iter(direct.inspect_llvm().values()))
+
+
+def test_non_contiguous_arrays_are_refused_with_the_kernel_named():
+    key = _fresh_key("strided")
+    call = opaque_call(_scaled_rows, [("float64", 2), ("float64", 2), "int64"], key)
+    use = numba.njit(lambda x, out: call(x, out, 1))
+    x = np.ones((4, 4))
+    with pytest.raises(ValueError, match=f"{key}: argument 0 is not C-contiguous"):
+        use(x[:, ::2], np.empty((4, 2)))
+
+
+def test_one_caller_per_key():
+    spec = [("float64", 2), ("float64", 2), "int64"]
+    key = _fresh_key("same")
+    assert opaque_call(_scaled_rows, spec, key) is opaque_call(_scaled_rows, spec, key)
+
+
+def test_threaded_loop_behind_a_call_matches_serial():
+    def fill(out, offset):
+        for i in numba.prange(out.shape[0]):
+            out[i] = i * i + offset
+
+    run = threads_behind_call(
+        fill, numba.njit, True, [("float64", 1), "int64"], _fresh_key("threads")
+    )
+    out = np.zeros(50)
+    numba.njit(lambda out: run(out, 7))(out)
+    np.testing.assert_array_equal(out, np.arange(50.0) ** 2 + 7)
+
+
+def test_kernel_key_names_settings_dtype_salt_and_part():
+    class Settings:
+        __props__ = ("kernel", "stride")
+        kernel, stride = (3, 3), (1, 1)
+
+    key = kernel_key(Settings(), "float32", 42, "chunk_loop")
+    assert key == "Settings((3, 3), (1, 1))-float32-42-chunk_loop"
+    assert kernel_key(Settings(), "float64", 42, "chunk_loop") != key
+
+
+_CHILD = textwrap.dedent(
+    """
+    import numba, numpy as np
+    from plasagne.ops.opaque_calls import opaque_call
+
+    @numba.njit
+    def add_one(x):
+        for i in range(x.shape[0]):
+            x[i] += 1.0
+
+    call = opaque_call(add_one, [("float64", 1)], "test-cache-across-processes-v1")
+    x = np.zeros(3)
+    numba.njit(lambda x: call(x))(x)
+    from plasagne.ops import opaque_calls
+    print(x.tolist(), opaque_calls._CALLBACKS["test-cache-across-processes-v1"].cache_hits)
+    """
+)
+
+
+def test_kernels_and_callers_load_from_the_disk_cache(tmp_path):
+    """A second process finds the compiled callback in PyTensor's Numba cache and its
+    cached callers find the symbol again."""
+    env = dict(os.environ, PYTENSOR_FLAGS=f"base_compiledir={tmp_path}")
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, check=True
+        ).stdout.split()
+        for _ in range(2)
+    ]
+    assert outputs[0] == ["[1.0,", "1.0,", "1.0]", "0"]
+    assert outputs[1] == ["[1.0,", "1.0,", "1.0]", "1"]
