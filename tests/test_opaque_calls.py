@@ -14,6 +14,7 @@ import numba
 import numpy as np
 import pytest
 
+from plasagne.ops import blas_threads, opaque_calls
 from plasagne.ops.opaque_calls import kernel_key, opaque_call, threads_behind_call
 
 
@@ -97,6 +98,51 @@ def test_threaded_loop_behind_a_call_matches_serial():
     out = np.zeros(50)
     numba.njit(lambda out: run(out, 7))(out)
     np.testing.assert_array_equal(out, np.arange(50.0) ** 2 + 7)
+
+
+def _squares(out, offset):
+    for i in numba.prange(out.shape[0]):
+        out[i] = i * i + offset
+
+
+def _serial_id(key: str) -> int:
+    return int(opaque_calls.sha256(key.encode()).hexdigest()[:15], 16)
+
+
+def test_the_serial_variant_compiles_only_where_threads_are_unusable(monkeypatch):
+    """A threaded kernel's serial variant (for children forked after Numba's threads
+    started) is compiled on its first use, not with the kernel; both give the same values."""
+    if not blas_threads.parallel_kernels():
+        pytest.skip("kernels are serial here")
+    key = _fresh_key("lazy")
+    run = threads_behind_call(_squares, numba.njit, True, [("float64", 1), "int64"], key)
+    use = numba.njit(lambda out: run(out, 3))
+    threaded = np.zeros(40)
+    use(threaded)
+    np.testing.assert_array_equal(threaded, np.arange(40.0) ** 2 + 3)
+    assert _serial_id(key) not in opaque_calls._SERIAL_ADDRESSES
+    monkeypatch.setattr(blas_threads, "_threads_started_by", os.getpid() + 1)  # as a child
+    serial = np.zeros(40)
+    use(serial)
+    np.testing.assert_array_equal(serial, threaded)
+    assert _serial_id(key) in opaque_calls._SERIAL_ADDRESSES
+
+
+def test_a_serial_variant_that_cannot_compile_raises_in_the_caller(monkeypatch, capfd):
+    if blas_threads.threads_usable_function() is None:
+        pytest.skip("no thread check")
+    key = _fresh_key("broken")
+
+    def no_serial_kernel():
+        raise RuntimeError("compiler unavailable")
+
+    threaded = numba.njit(parallel=blas_threads.PRANGE_ONLY)(_squares)
+    run = opaque_call(threaded, [("float64", 1), "int64"], key, serial=no_serial_kernel)
+    use = numba.njit(lambda out: run(out, 0))
+    monkeypatch.setattr(blas_threads, "_threads_started_by", os.getpid() + 1)
+    with pytest.raises(RuntimeError, match=f"{key}: its serial kernel did not compile here"):
+        use(np.zeros(4))
+    assert "compiler unavailable" in capfd.readouterr().err
 
 
 def test_kernel_key_names_settings_dtype_salt_and_part():

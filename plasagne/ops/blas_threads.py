@@ -36,7 +36,6 @@ __all__ = [
     "PRANGE_ONLY",
     "blas_thread_functions",
     "register_symbols",
-    "threads_or_serial",
     "threads_usable_function",
     "parallel_kernels",
     "why_serial",
@@ -221,79 +220,15 @@ def threads_usable_function() -> Any:
 
 def register_symbols() -> None:
     """Register the functions kernels call by symbol (BLAS's thread count, the fork
-    check) with LLVM: called when the kernels register, before any kernel compiles or a
-    cached one loads.
+    check, the serial kernels' addresses) with LLVM: called when the kernels register,
+    before any kernel compiles or a cached one loads.
 
     Examples
     --------
     >>> register_symbols()
     """
+    from .opaque_calls import _serial_address_function
+
     blas_thread_functions()
     threads_usable_function()
-
-
-def threads_or_serial(
-    loop: Any, numba_njit: Any, parallel: bool, single_threaded_blas: bool = False
-) -> Any:
-    """A ``prange`` loop compiled for Numba's threads and serially, picked per call.
-
-    The threaded loop runs in the process that started Numba's threads, with OpenBLAS
-    set to one thread meanwhile when ``single_threaded_blas`` (for loops whose iterations
-    call BLAS); a child forked from that process runs the serial loop (GNU OpenMP would
-    abort it).
-
-    Parameters
-    ----------
-    loop : callable
-        A Python function whose loop is a ``prange``.
-    numba_njit : callable
-        The decorator to compile with (PyTensor's ``numba_njit`` inside kernels).
-    parallel : bool
-        False: only the serial loop is compiled and returned.
-    single_threaded_blas : bool
-        Set BLAS to one thread around the threaded loop, and back after it.
-
-    Returns
-    -------
-    callable
-        A compiled function with ``loop``'s arguments.
-
-    Examples
-    --------
-    >>> import numba, numpy as np
-    >>> def fill(out):
-    ...     for i in numba.prange(out.shape[0]):
-    ...         out[i] = i
-    >>> run = threads_or_serial(fill, numba.njit, parallel=True)
-    >>> out = np.zeros(4)
-    >>> run(out)
-    >>> out.tolist()
-    [0.0, 1.0, 2.0, 3.0]
-    """
-    serial = numba_njit(loop)
-    if not parallel:
-        return serial
-    threaded = numba_njit(parallel=PRANGE_ONLY)(loop)
-    usable = threads_usable_function()
-    blas = blas_thread_functions() if single_threaded_blas else None
-    if blas is None:
-
-        def run(*args):
-            if usable():
-                threaded(*args)
-            else:
-                serial(*args)
-
-        return numba_njit(run)
-    get_threads, set_threads = blas
-
-    def run_with_one_blas_thread(*args):
-        if usable():
-            count = get_threads()
-            set_threads(1)
-            threaded(*args)
-            set_threads(count)
-        else:
-            serial(*args)
-
-    return numba_njit(run_with_one_blas_thread)
+    _serial_address_function()

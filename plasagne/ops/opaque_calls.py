@@ -33,7 +33,9 @@ Examples
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Sequence
+from functools import cache
 from hashlib import sha256
 from typing import Any
 
@@ -63,24 +65,6 @@ def kernel_key(op: Any, dtype: str, salt: int, part: str) -> str:
     return f"{type(op).__name__}{props}-{dtype}-{salt}-{part}"
 
 
-def _data_pointer() -> Any:
-    """A Numba intrinsic: an array's data pointer, typed by its dtype."""
-    from numba.core import types
-    from numba.extending import intrinsic
-
-    @intrinsic
-    def data_pointer(typingctx: Any, array: Any) -> Any:
-        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-            return context.make_array(signature.args[0])(context, builder, value=args[0]).data
-
-        return types.CPointer(array.dtype)(array), codegen
-
-    return data_pointer
-
-
-_DATA_POINTER: Any = None
-
-
 def _fastmath() -> Any:
     """The fast-math flags PyTensor's ``numba_njit`` compiles kernels with."""
     from pytensor.configdefaults import config
@@ -90,7 +74,13 @@ def _fastmath() -> Any:
     return {"arcp", "contract", "afn", "reassoc", "nsz"}
 
 
-def opaque_call(kernel: Any, arg_spec: Sequence[ArgSpec], key: str) -> Any:
+def opaque_call(
+    kernel: Any,
+    arg_spec: Sequence[ArgSpec],
+    key: str,
+    serial: Any = None,
+    single_threaded_blas: bool = False,
+) -> Any:
     """``kernel`` compiled as a C callback once, and an ``njit`` function that calls it.
 
     Parameters
@@ -103,6 +93,12 @@ def opaque_call(kernel: Any, arg_spec: Sequence[ArgSpec], key: str) -> Any:
     key : str
         Names this kernel uniquely (settings, dtype, version: :func:`kernel_key`); its
         cache entries and its symbol are found by it.
+    serial : callable, optional
+        For a ``kernel`` that runs on Numba's threads: a function returning the serial
+        variant (an ``njit`` dispatcher), compiled only in a process that needs it (a
+        child forked after the threads started; see :func:`threads_behind_call`).
+    single_threaded_blas : bool
+        With ``serial``: OpenBLAS set to one thread while ``kernel`` runs.
 
     Returns
     -------
@@ -123,71 +119,215 @@ def opaque_call(kernel: Any, arg_spec: Sequence[ArgSpec], key: str) -> Any:
     """
     if key in _CALLERS:
         return _CALLERS[key]
-    global _DATA_POINTER
     import llvmlite.binding as llvm
-    import numba
-    import numpy as np
     from numba.core import types
-    from numba.core.ccallback import CFunc
     from pytensor.configdefaults import config
     from pytensor.link.numba.cache import compile_numba_function_src
     from pytensor.link.numba.dispatch.basic import numba_njit
 
-    if _DATA_POINTER is None:
-        _DATA_POINTER = _data_pointer()
+    layout = _Layout(arg_spec)
     digest = sha256(key.encode()).hexdigest()[:32]
     symbol = f"plasagne_kernel_{digest}"
+    env = {"__name__": __name__, "kernel": kernel}
+    body = f"    kernel({layout.views})\n"
+    if serial is not None:
+        from .blas_threads import blas_thread_functions, threads_usable_function
 
-    entry_params, c_types, views, call_params, caller_args, checks = [], [], [], [], [], []
-    for i, spec in enumerate(arg_spec):
-        if isinstance(spec, str):
-            entry_params.append(f"a{i}")
-            c_types.append(getattr(types, spec))
-            views.append(f"a{i}")
-            call_params.append(f"a{i}")
-            caller_args.append(f"a{i}")
-            continue
-        dtype, ndim = spec
-        dims = [f"a{i}_{d}" for d in range(ndim)]
-        entry_params += [f"a{i}", *dims]
-        c_types += [types.CPointer(numba.from_dtype(np.dtype(dtype)))] + [types.int64] * ndim
-        views.append(f"carray(a{i}, ({', '.join(dims)},))")
-        call_params.append(f"a{i}")
-        caller_args += [f"data_pointer(a{i})"] + [f"a{i}.shape[{d}]" for d in range(ndim)]
-        checks.append(
-            f"    if not a{i}.flags.c_contiguous:\n"
-            f"        raise ValueError('{key}: argument {i} is not C-contiguous')\n"
+        serial_id = int(digest[:15], 16)
+        _LAZY_SERIAL[serial_id] = (serial, arg_spec, f"{key}-serial")
+        env.update(
+            usable=threads_usable_function(),
+            serial_address=_serial_address_function(),
+            call_address=_intrinsics()["call_address"],
         )
-
-    cache_key = f"plasagne_opaque_{digest}_fastmath{int(bool(config.numba__fastmath))}"
-    entry = compile_numba_function_src(
-        f"def entry({', '.join(entry_params)}):\n    kernel({', '.join(views)})\n    return 0\n",
-        "entry",
-        {"__name__": __name__, "kernel": kernel, "carray": numba.carray},
-        cache_key=f"{cache_key}_entry",
-    )
-    # an int result (always 0): Numba declares a void external function as returning a
-    # pointer, which would not match the callback's C signature
-    signature = types.int64(*c_types)
-    callback = CFunc(entry, (signature.args, signature.return_type), {}, {"fastmath": _fastmath()})
-    if config.numba__cache:
-        callback.enable_caching()
-    callback.compile()
+        threaded = f"        kernel({layout.views})\n"
+        blas = blas_thread_functions() if single_threaded_blas else None
+        if blas is not None:
+            env.update(get_threads=blas[0], set_threads=blas[1])
+            threaded = (
+                f"        count = get_threads()\n        set_threads(1)\n{threaded}"
+                "        set_threads(count)\n"
+            )
+        body = (
+            "    if usable():\n"
+            f"{threaded}"
+            "    else:\n"
+            f"        address = serial_address({serial_id})\n"
+            "        if address == 0:\n"
+            "            return 1\n"
+            f"        call_address(address, ({layout.params},))\n"
+        )
+    callback = _compile_callback(env, layout, body, key)
     llvm.add_symbol(symbol, callback.address)
     _CALLBACKS[key] = callback
 
-    external = types.ExternalFunction(symbol, signature)
+    external = types.ExternalFunction(symbol, layout.signature)
     caller = compile_numba_function_src(
-        f"def call({', '.join(call_params)}):\n"
-        + "".join(checks)
-        + f"    external({', '.join(caller_args)})\n",
+        f"def call({layout.call_params}):\n"
+        + layout.checks(key)
+        + f"    if external({layout.caller_args}) != 0:\n"
+        + f"        raise RuntimeError('{key}: its serial kernel did not compile here')\n",
         "call",
-        {"__name__": __name__, "external": external, "data_pointer": _DATA_POINTER},
-        cache_key=f"{cache_key}_call",
+        {
+            "__name__": __name__,
+            "external": external,
+            "data_pointer": _intrinsics()["data_pointer"],
+        },
+        cache_key=f"{_cache_key(key)}_call",
     )
     compiled = numba_njit(caller, cache=config.numba__cache)
     _CALLERS[key] = compiled
     return compiled
+
+
+class _Layout:
+    """How an argument list crosses the C boundary: each array as its data pointer and
+    its shape, each integer as itself; the source fragments that pack and unpack it."""
+
+    def __init__(self, arg_spec: Sequence[ArgSpec]) -> None:
+        import numba
+        import numpy as np
+        from numba.core import types
+
+        entry, c_types, views, params, caller, self._arrays = [], [], [], [], [], []
+        for i, spec in enumerate(arg_spec):
+            params.append(f"a{i}")
+            if isinstance(spec, str):
+                entry.append(f"a{i}")
+                c_types.append(getattr(types, spec))
+                views.append(f"a{i}")
+                caller.append(f"a{i}")
+                continue
+            dtype, ndim = spec
+            dims = [f"a{i}_{d}" for d in range(ndim)]
+            entry += [f"a{i}", *dims]
+            c_types += [types.CPointer(numba.from_dtype(np.dtype(dtype)))]
+            c_types += [types.int64] * ndim
+            views.append(f"carray(a{i}, ({', '.join(dims)},))")
+            caller += [f"data_pointer(a{i})"] + [f"a{i}.shape[{d}]" for d in range(ndim)]
+            self._arrays.append(i)
+        self.params = ", ".join(entry)
+        self.views = ", ".join(views)
+        self.call_params = ", ".join(params)
+        self.caller_args = ", ".join(caller)
+        # an int result (0, or 1 for a serial kernel that could not compile): Numba
+        # declares a void external function as returning a pointer, not matching C's void
+        self.signature = types.int64(*c_types)
+
+    def checks(self, key: str) -> str:
+        return "".join(
+            f"    if not a{i}.flags.c_contiguous:\n"
+            f"        raise ValueError('{key}: argument {i} is not C-contiguous')\n"
+            for i in self._arrays
+        )
+
+
+# part of every cache key here: bump when the generated entry or caller code changes
+_CODE_VERSION = 2
+
+
+def _cache_key(key: str) -> str:
+    """The disk-cache key of ``key``'s callback and caller (with the fast-math setting)."""
+    from pytensor.configdefaults import config
+
+    digest = sha256(key.encode()).hexdigest()[:32]
+    fastmath = int(bool(config.numba__fastmath))
+    return f"plasagne_opaque_{digest}_v{_CODE_VERSION}_fastmath{fastmath}"
+
+
+def _compile_callback(env: dict, layout: _Layout, body: str, key: str) -> Any:
+    """The C callback ``entry(<pointers and shapes>) -> int`` running ``body``, compiled or
+    loaded from PyTensor's Numba cache."""
+    import numba
+    from numba.core.ccallback import CFunc
+    from pytensor.configdefaults import config
+    from pytensor.link.numba.cache import compile_numba_function_src
+
+    entry = compile_numba_function_src(
+        f"def entry({layout.params}):\n{body}    return 0\n",
+        "entry",
+        {**env, "carray": numba.carray},
+        cache_key=f"{_cache_key(key)}_entry",
+    )
+    signature = layout.signature
+    callback = CFunc(entry, (signature.args, signature.return_type), {}, {"fastmath": _fastmath()})
+    if config.numba__cache:
+        callback.enable_caching()
+    callback.compile()
+    return callback
+
+
+# serial id -> (builder of the serial kernel, arg spec, key), registered with each threaded
+# kernel; compiled on first use (in a forked child) by _serial_address
+_LAZY_SERIAL: dict[int, tuple] = {}
+# serial id -> its compiled callback's address
+_SERIAL_ADDRESSES: dict[int, int] = {}
+
+
+def _serial_address(serial_id: int) -> int:
+    """The address of a threaded kernel's serial variant, compiled on first use; 0 if it
+    cannot be (the kernel then returns 1 and its caller raises)."""
+    try:
+        if serial_id not in _SERIAL_ADDRESSES:
+            build, arg_spec, key = _LAZY_SERIAL[serial_id]
+            layout = _Layout(arg_spec)
+            env = {"__name__": __name__, "kernel": build()}
+            callback = _compile_callback(env, layout, f"    kernel({layout.views})\n", key)
+            _CALLBACKS[key] = callback
+            _SERIAL_ADDRESSES[serial_id] = callback.address
+        return _SERIAL_ADDRESSES[serial_id]
+    except Exception:  # a C callback cannot raise: report it, return 0
+        import traceback
+
+        traceback.print_exc()
+        return 0
+
+
+_SERIAL_ADDRESS_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(_serial_address)
+_SERIAL_ADDRESS_SYMBOL = "plasagne_serial_kernel_address"
+
+
+@cache
+def _serial_address_function() -> Any:
+    """A Numba external function ``serial_address(id) -> int`` (a call into Python)."""
+    import llvmlite.binding as llvm
+    from numba.core import types
+
+    address = ctypes.cast(_SERIAL_ADDRESS_CALLBACK, ctypes.c_void_p).value
+    llvm.add_symbol(_SERIAL_ADDRESS_SYMBOL, address)
+    return types.ExternalFunction(_SERIAL_ADDRESS_SYMBOL, types.int64(types.int64))
+
+
+@cache
+def _intrinsics() -> dict[str, Any]:
+    """Numba intrinsics: ``data_pointer(array)`` (its data, typed by its dtype) and
+    ``call_address(address, args)`` (call the C function ``int64 f(*args)`` at an
+    integer address with a tuple of C-typed arguments)."""
+    from llvmlite import ir
+    from numba.core import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def data_pointer(typingctx: Any, array: Any) -> Any:
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return context.make_array(signature.args[0])(context, builder, value=args[0]).data
+
+        return types.CPointer(array.dtype)(array), codegen
+
+    @intrinsic
+    def call_address(typingctx: Any, address: Any, args: Any) -> Any:
+        arg_types = list(args)
+
+        def codegen(context: Any, builder: Any, signature: Any, llargs: Any) -> Any:
+            target, packed = llargs
+            values = [builder.extract_value(packed, i) for i in range(len(arg_types))]
+            c_types = [context.get_value_type(t) for t in arg_types]
+            function = ir.FunctionType(ir.IntType(64), c_types)
+            return builder.call(builder.inttoptr(target, function.as_pointer()), values)
+
+        return types.int64(address, args), codegen
+
+    return {"data_pointer": data_pointer, "call_address": call_address}
 
 
 def threads_behind_call(
@@ -198,8 +338,14 @@ def threads_behind_call(
     key: str,
     single_threaded_blas: bool = False,
 ) -> Any:
-    """A ``prange`` loop made by :func:`~plasagne.ops.blas_threads.threads_or_serial`,
-    compiled once behind a C call (:func:`opaque_call`).
+    """A ``prange`` loop on Numba's threads, compiled once behind a C call
+    (:func:`opaque_call`).
+
+    The threaded loop runs in the process that started Numba's threads, with OpenBLAS set
+    to one thread meanwhile when ``single_threaded_blas`` (loops whose iterations call
+    BLAS). A child forked from that process runs the loop serially (GNU OpenMP would
+    abort it): that variant is compiled the first time a child needs it, not with every
+    kernel. Without ``parallel`` only the serial loop is compiled.
 
     Examples
     --------
@@ -213,7 +359,15 @@ def threads_behind_call(
     >>> out.tolist()
     [0.0, 1.0, 2.0]
     """
-    from .blas_threads import threads_or_serial
+    from .blas_threads import PRANGE_ONLY
 
-    run = threads_or_serial(loop, numba_njit, parallel, single_threaded_blas=single_threaded_blas)
-    return opaque_call(run, arg_spec, key)
+    if not parallel:
+        return opaque_call(numba_njit(loop), arg_spec, key)
+    threaded = numba_njit(parallel=PRANGE_ONLY)(loop)
+    return opaque_call(
+        threaded,
+        arg_spec,
+        key,
+        serial=lambda: numba_njit(loop),
+        single_threaded_blas=single_threaded_blas,
+    )
