@@ -186,3 +186,14 @@ def test_kernels_and_callers_load_from_the_disk_cache(tmp_path):
     ]
     assert outputs[0] == ["[1.0,", "1.0,", "1.0]", "0"]
     assert outputs[1] == ["[1.0,", "1.0,", "1.0]", "1"]
+
+
+def test_with_numba_caching_off_nothing_is_written(tmp_path):
+    """``numba__cache=False``: the kernel and its caller compile in memory only."""
+    child = _CHILD.replace("test-cache-across-processes-v1", "test-no-cache-v1")
+    env = dict(os.environ, PYTENSOR_FLAGS=f"base_compiledir={tmp_path},numba__cache=False")
+    done = subprocess.run(
+        [sys.executable, "-c", child], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["[1.0,", "1.0,", "1.0]", "0"]
+    assert not any(path.suffix in (".nbi", ".nbc") for path in tmp_path.rglob("*"))
