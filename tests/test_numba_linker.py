@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -12,6 +13,7 @@ import pytensor.tensor as pt
 from pytensor.compile.mode import Mode, get_mode
 from pytensor.link.numba.linker import NumbaLinker
 
+from plasagne.ops import numba_linker
 from plasagne.ops.fast_math import fast_math_mode
 from plasagne.ops.numba_linker import DirectNumbaLinker
 
@@ -90,7 +92,7 @@ def test_graph_function_is_cached_between_processes(tmp_path):
     assert (runs[0]["hits"], runs[0]["misses"]) == (0, 1)  # compiled and written
     assert (runs[1]["hits"], runs[1]["misses"]) == (1, 0)  # loaded from the disk cache
     names = [p.name for p in (tmp_path / "numba").iterdir()]
-    assert any("numba_funcified_fgraph" in n and n.startswith("string.") for n in names), names
+    assert any("plasagne_graph_function" in n and n.startswith("string.") for n in names), names
 
 
 def test_direct_linker_without_numba_cache():
@@ -104,3 +106,30 @@ def test_direct_linker_without_numba_cache():
     h = np.tanh(x @ w + 1.0)
     np.testing.assert_allclose(f(x, w)[0], h.sum(axis=0), rtol=1e-12)
     assert type(f.vm.jit_fn._cache).__name__ == "NullCache"  # Numba writes no cache entry
+
+
+def _graph_function_ir(f) -> str:
+    ir = next(iter(f.vm.jit_fn.inspect_llvm().values()))
+    match = re.search(r"define[^\n]*plasagne_graph_function[^\n]*\{(.*?)\n\}", ir, re.S)
+    assert match, "the graph function is not in its own module"
+    return match.group(1)
+
+
+def test_graph_function_skips_llvm_optimisation_unless_asked(monkeypatch):
+    """The graph function's linked module goes to machine code without LLVM's pipeline
+    (its nodes were optimised when compiled): its own IR keeps stack slots that the
+    pipeline's mem2reg removes. Values are the same either way."""
+    inputs, outputs = _graph()
+    values = [np.linspace(-1.0, 1.0, 6).reshape(2, 3), np.arange(12.0).reshape(3, 4) / 10]
+    reference = pytensor.function(inputs, outputs, mode="FAST_COMPILE")(*values)
+    allocas = {}
+    for reoptimise in (False, True):
+        monkeypatch.setattr(numba_linker, "REOPTIMISE_GRAPH", reoptimise)
+        with pytensor.config.change_flags(numba__cache=False):
+            f = pytensor.function(
+                inputs, outputs, mode=Mode(linker=DirectNumbaLinker(), optimizer="fast_run")
+            )
+        for got, want in zip(f(*values), reference):
+            np.testing.assert_allclose(got, want)
+        allocas[reoptimise] = _graph_function_ir(f).count("alloca")
+    assert allocas[False] > allocas[True], allocas
