@@ -12,6 +12,7 @@ import uuid
 
 import numba
 import numpy as np
+import pytensor
 import pytest
 
 from plasagne.ops import blas_threads, opaque_calls
@@ -81,10 +82,18 @@ def test_non_contiguous_arrays_are_refused_with_the_kernel_named():
         use(x[:, ::2], np.empty((4, 2)))
 
 
-def test_one_caller_per_key():
+def test_one_caller_per_key_and_fast_math_setting():
     spec = [("float64", 2), ("float64", 2), "int64"]
     key = _fresh_key("same")
-    assert opaque_call(_scaled_rows, spec, key) is opaque_call(_scaled_rows, spec, key)
+    first = opaque_call(_scaled_rows, spec, key)
+    assert opaque_call(_scaled_rows, spec, key) is first
+    with pytensor.config.change_flags(numba__fastmath=False):
+        exact = opaque_call(_scaled_rows, spec, key)
+    assert exact is not first
+    x = np.arange(6.0).reshape(2, 3)
+    outs = [np.empty_like(x), np.empty_like(x)]
+    numba.njit(lambda x, a, b: (first(x, a, 2), exact(x, b, 2)))(x, *outs)
+    np.testing.assert_array_equal(outs[0], outs[1])
 
 
 def test_threaded_loop_behind_a_call_matches_serial():
@@ -105,10 +114,6 @@ def _squares(out, offset):
         out[i] = i * i + offset
 
 
-def _serial_id(key: str) -> int:
-    return int(opaque_calls.sha256(key.encode()).hexdigest()[:15], 16)
-
-
 def test_the_serial_variant_compiles_only_where_threads_are_unusable(monkeypatch):
     """A threaded kernel's serial variant (for children forked after Numba's threads
     started) is compiled on its first use, not with the kernel; both give the same values."""
@@ -120,12 +125,12 @@ def test_the_serial_variant_compiles_only_where_threads_are_unusable(monkeypatch
     threaded = np.zeros(40)
     use(threaded)
     np.testing.assert_array_equal(threaded, np.arange(40.0) ** 2 + 3)
-    assert _serial_id(key) not in opaque_calls._SERIAL_ADDRESSES
+    assert opaque_calls._serial_id(key) not in opaque_calls._SERIAL_ADDRESSES
     monkeypatch.setattr(blas_threads, "_threads_started_by", os.getpid() + 1)  # as a child
     serial = np.zeros(40)
     use(serial)
     np.testing.assert_array_equal(serial, threaded)
-    assert _serial_id(key) in opaque_calls._SERIAL_ADDRESSES
+    assert opaque_calls._serial_id(key) in opaque_calls._SERIAL_ADDRESSES
 
 
 def test_a_serial_variant_that_cannot_compile_raises_in_the_caller(monkeypatch, capfd):

@@ -67,7 +67,7 @@ from .im2col import (
     output_lengths,
     patches_numpy,
 )
-from .opaque_calls import kernel_key, threads_behind_call
+from .opaque_calls import kernel_key, kernel_salt, threads_behind_call
 
 __all__ = [
     "ChunkedCorr",
@@ -381,7 +381,7 @@ def _register_numba() -> None:
     def kernel_pieces(op):
         """The kernels' shared pieces, whether they run in parallel, and the cache salt."""
         parallel = parallel_kernels()
-        salt = 2 * _KERNEL_VERSION + int(parallel)
+        salt = kernel_salt(_KERNEL_VERSION, parallel)
         return _numba_kernels(op, numba_njit, parallel), parallel, salt
 
     def behind_call(op, node, salt, loop, parallel, arrays, integers=0):

@@ -64,7 +64,7 @@ from .chunked_corr import (
 )
 from .corr_op import CorrNd, CorrNdGrad
 from .im2col import _PatchOp, output_lengths, patches_numpy
-from .opaque_calls import kernel_key, threads_behind_call
+from .opaque_calls import kernel_key, kernel_salt, threads_behind_call
 from .pool_op import MaxPoolNd, MaxPoolNdGrad
 
 __all__ = [
@@ -393,7 +393,7 @@ def _register_numba() -> None:
     def pieces(op: _CorrPoolOp) -> tuple:
         parallel = parallel_kernels()
         lengths, offsets, walk, _, taps = _numba_kernels(op, numba_njit, parallel)
-        return lengths, offsets, walk, taps, parallel, 2 * _KERNEL_VERSION + int(parallel)
+        return lengths, offsets, walk, taps, parallel, kernel_salt(_KERNEL_VERSION, parallel)
 
     def window_offsets(op: _CorrPoolOp, numba_njit: Any) -> Any:
         pd, ph, pw = op.pool

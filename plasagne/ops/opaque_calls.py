@@ -39,7 +39,7 @@ from functools import cache
 from hashlib import sha256
 from typing import Any
 
-__all__ = ["opaque_call", "kernel_key", "threads_behind_call"]
+__all__ = ["opaque_call", "kernel_key", "kernel_salt", "threads_behind_call"]
 
 # kernel key -> the njit caller made for it (one registration per key and process)
 _CALLERS: dict[str, Any] = {}
@@ -63,6 +63,19 @@ def kernel_key(op: Any, dtype: str, salt: int, part: str) -> str:
     """
     props = tuple(getattr(op, name) for name in getattr(op, "__props__", ()))
     return f"{type(op).__name__}{props}-{dtype}-{salt}-{part}"
+
+
+def kernel_salt(version: int, parallel: bool) -> int:
+    """The cache salt of an Op whose kernels go behind C calls: its kernel version, serial
+    or parallel, and this module's code version (the Op's cached function holds the caller,
+    which names the kernel's symbol, so it must change when the naming does).
+
+    Examples
+    --------
+    >>> kernel_salt(3, True) != kernel_salt(3, False) != kernel_salt(4, False)
+    True
+    """
+    return (2 * version + int(parallel)) * 1000 + _CODE_VERSION
 
 
 def _fastmath() -> Any:
@@ -117,8 +130,10 @@ def opaque_call(
     >>> out.tolist()
     [[5, 5], [5, 5]]
     """
-    if key in _CALLERS:
-        return _CALLERS[key]
+    # the fast-math setting is part of the compiled code: one caller and symbol for each
+    cache_key = _cache_key(key)
+    if cache_key in _CALLERS:
+        return _CALLERS[cache_key]
     import llvmlite.binding as llvm
     from numba.core import types
     from pytensor.configdefaults import config
@@ -126,14 +141,14 @@ def opaque_call(
     from pytensor.link.numba.dispatch.basic import numba_njit
 
     layout = _Layout(arg_spec)
-    digest = sha256(key.encode()).hexdigest()[:32]
+    digest = sha256(cache_key.encode()).hexdigest()[:32]
     symbol = f"plasagne_kernel_{digest}"
     env = {"__name__": __name__, "kernel": kernel}
     body = f"    kernel({layout.views})\n"
     if serial is not None:
         from .blas_threads import blas_thread_functions, threads_usable_function
 
-        serial_id = int(digest[:15], 16)
+        serial_id = _serial_id(key)
         _LAZY_SERIAL[serial_id] = (serial, arg_spec, f"{key}-serial")
         env.update(
             usable=threads_usable_function(),
@@ -173,10 +188,10 @@ def opaque_call(
             "external": external,
             "data_pointer": _intrinsics()["data_pointer"],
         },
-        cache_key=f"{_cache_key(key)}_call",
+        cache_key=f"{cache_key}_call",
     )
     compiled = numba_njit(caller, cache=config.numba__cache)
-    _CALLERS[key] = compiled
+    _CALLERS[cache_key] = compiled
     return compiled
 
 
@@ -222,8 +237,15 @@ class _Layout:
         )
 
 
-# part of every cache key here: bump when the generated entry or caller code changes
-_CODE_VERSION = 2
+# part of every cache key here: bump when the generated entry or caller code, or the
+# symbol naming, changes (a cached caller names its symbol)
+_CODE_VERSION = 3
+
+
+def _serial_id(key: str) -> int:
+    """The number a threaded kernel's callback passes to ask for its serial variant
+    (stable across processes: it is compiled into cached code)."""
+    return int(sha256(_cache_key(key).encode()).hexdigest()[:15], 16)
 
 
 def _cache_key(key: str) -> str:

@@ -55,7 +55,7 @@ from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 from pytensor.tensor.symbolic import FusibleSymbolicOp
 
 from .blas_threads import parallel_kernels, register_symbols
-from .opaque_calls import kernel_key, threads_behind_call
+from .opaque_calls import kernel_key, kernel_salt, threads_behind_call
 from .pool import _out_length, pool_graph, pool_output_length
 
 __all__ = [
@@ -543,7 +543,7 @@ def _register_numba() -> None:
             backward_loop,
             tiles,
             parallel,
-            2 * _KERNEL_VERSION + int(parallel),
+            kernel_salt(_KERNEL_VERSION, parallel),
         )
 
     def behind_call(op, node, loop, parallel, salt, arrays, integers=0):
