@@ -174,7 +174,8 @@ _CHILD = textwrap.dedent(
     x = np.zeros(3)
     numba.njit(lambda x: call(x))(x)
     from plasagne.ops import opaque_calls
-    print(x.tolist(), opaque_calls._CALLBACKS["test-cache-across-processes-v1"].cache_hits)
+    key = opaque_calls._cache_key("test-cache-across-processes-v1")
+    print(x.tolist(), opaque_calls._CALLBACKS[key].cache_hits)
     """
 )
 

@@ -41,9 +41,10 @@ from typing import Any
 
 __all__ = ["opaque_call", "kernel_key", "kernel_salt", "threads_behind_call"]
 
-# kernel key -> the njit caller made for it (one registration per key and process)
+# cache key (kernel key and fast-math setting) -> the njit caller made for it: one
+# registration per kernel, setting and process
 _CALLERS: dict[str, Any] = {}
-# kernel key -> its compiled C callback (kept alive: LLVM holds only its address)
+# cache key -> its compiled C callback (kept alive: LLVM holds only its address)
 _CALLBACKS: dict[str, Any] = {}
 
 ArgSpec = tuple[str, int] | str
@@ -174,7 +175,7 @@ def opaque_call(
         )
     callback = _compile_callback(env, layout, body, key)
     llvm.add_symbol(symbol, callback.address)
-    _CALLBACKS[key] = callback
+    _CALLBACKS[cache_key] = callback
 
     external = types.ExternalFunction(symbol, layout.signature)
     caller = compile_numba_function_src(
@@ -295,7 +296,7 @@ def _serial_address(serial_id: int) -> int:
             layout = _Layout(arg_spec)
             env = {"__name__": __name__, "kernel": build()}
             callback = _compile_callback(env, layout, f"    kernel({layout.views})\n", key)
-            _CALLBACKS[key] = callback
+            _CALLBACKS[_cache_key(key)] = callback
             _SERIAL_ADDRESSES[serial_id] = callback.address
         return _SERIAL_ADDRESSES[serial_id]
     except Exception:  # a C callback cannot raise: report it, return 0
