@@ -133,3 +133,18 @@ def test_graph_function_skips_llvm_optimisation_unless_asked(monkeypatch):
             np.testing.assert_allclose(got, want)
         allocas[reoptimise] = _graph_function_ir(f).count("alloca")
     assert allocas[False] > allocas[True], allocas
+
+
+def test_graph_functions_with_and_without_the_pipeline_are_cached_apart(monkeypatch):
+    from pytensor.graph.fg import FunctionGraph
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
+
+    x = pt.vector("x")
+    fgraph = FunctionGraph([x], [pt.exp(x) * 2.0], clone=True)
+    keys = []
+    for reoptimise in (False, True):
+        monkeypatch.setattr(numba_linker, "REOPTIMISE_GRAPH", reoptimise)
+        py_func, cache_key = DirectNumbaLinker().fgraph_convert(fgraph)
+        assert cache_key is not None and py_func.__name__ == "plasagne_graph_function"
+        keys.append(CACHED_SRC_FUNCTIONS[py_func])
+    assert keys[0] != keys[1] and keys[1].endswith("_reoptimised")

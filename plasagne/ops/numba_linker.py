@@ -122,7 +122,8 @@ class DirectNumbaLinker(NumbaLinker):
         py_func = _as_graph_function(graph_function.py_func)
         # the locator PyTensor registers with Numba finds cache entries by this key
         fastmath = int(bool(config.numba__fastmath))
-        CACHED_SRC_FUNCTIONS[py_func] = f"{cache_key}_fastmath{fastmath}_{_KEY_SUFFIX}"
+        passes = "_reoptimised" if REOPTIMISE_GRAPH else ""  # either is cached on its own
+        CACHED_SRC_FUNCTIONS[py_func] = f"{cache_key}_fastmath{fastmath}_{_KEY_SUFFIX}{passes}"
         return py_func, cache_key
 
     def jit_compile(self, fn_and_cache: tuple[Any, str | None]) -> Any:

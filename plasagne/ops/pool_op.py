@@ -348,8 +348,9 @@ def _register_numba() -> None:
     register_symbols()
 
     def window_walk(op: _KernelSettings):
-        """Kernels for ``op``'s settings and their cache salt (kernel version, and whether
-        they run in parallel). Windows inside the input run loops of constant length
+        """The forward and backward ``prange`` loops for ``op``'s settings (each Op puts
+        its loop behind a C call, on C-contiguous inputs), whether they run in parallel,
+        and the cache salt. Windows inside the input run loops of constant length
         without branches (LLVM unrolls them; with the data's ties and zeros after a ReLU,
         branching on comparisons cost 3-8x); windows that padding or a partial end clips
         take a general path."""
