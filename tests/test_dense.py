@@ -94,3 +94,29 @@ def test_params_are_tagged_like_lasagne():
     assert layer.get_params(regularizable=True) == [layer.W]
     assert layer.get_params(regularizable=False) == [layer.b]
     assert layer.W.name == "d.W" and layer.b.name == "d.b"
+
+
+def test_flattened_length_stays_static_so_the_weight_gradient_needs_no_shape_check():
+    """An input whose type knows no lengths (a ``pm.Data`` container) is flattened to the
+    declared trailing length: with weights of static shape (a PyMC prior's), the product
+    and the weight gradient keep static shapes, so PyTensor adds no ``SpecifyShape``
+    (which Numba compiles for seconds); values equal numpy's."""
+    import pytensor.tensor as pt
+    from pytensor.tensor.shape import SpecifyShape
+
+    W = pt.tensor("W", shape=(24, 5))
+    layer = DenseLayer(InputLayer((None, 2, 3, 4)), num_units=5, W=W, nonlinearity=None)
+    x = pt.tensor4("x")  # shape (?, ?, ?, ?)
+    out = get_output(layer, x)
+    assert out.type.shape == (None, 5)
+    grad = pytensor.grad(out.sum(), W)
+    assert grad.type.shape == (24, 5)
+    f = pytensor.function([x, W], [out, grad])
+    assert not any(isinstance(n.op, SpecifyShape) for n in f.maker.fgraph.apply_nodes)
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((6, 2, 3, 4)).astype(pytensor.config.floatX)
+    w = rng.standard_normal((24, 5)).astype(pytensor.config.floatX)
+    value, dw = f(data, w)
+    flat = data.reshape(6, -1)
+    np.testing.assert_allclose(value, flat @ w + layer.b.get_value(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dw, flat.T @ np.ones((6, 5)), rtol=1e-5, atol=1e-5)

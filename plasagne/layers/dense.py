@@ -87,11 +87,27 @@ class DenseLayer(Layer):
     def get_output_for(self, input: Any, **kwargs: Any) -> Any:
         lead = self.num_leading_axes
         if input.ndim > lead + 1:
-            input = input.flatten(lead + 1)
+            input = _flatten_trailing(input, lead, self.input_shape)
         activation = pt.dot(input, self.W)
         if self.b is not None:
             activation = activation + self.b
         return self.nonlinearity(activation)
+
+
+def _flatten_trailing(input: Any, lead: int, declared: tuple | None) -> Any:
+    """``input`` with the axes after the first ``lead`` flattened into one. When their
+    lengths are known (from the input's type, or else from the layer's declared input
+    shape, which its weights were sized for) the flattened length is a constant, so the
+    result, the product and its gradient keep it as a static length; ``flatten`` drops it
+    when a leading length is unknown, and PyTensor then wraps the weight gradient in a
+    shape check that Numba compiles for seconds."""
+    trailing = input.type.shape[lead:]
+    if any(length is None for length in trailing) and declared is not None:
+        trailing = tuple(declared[lead:])
+    if len(trailing) != input.ndim - lead or any(length is None for length in trailing):
+        return input.flatten(lead + 1)
+    leading = [input.shape[i] for i in range(lead)]
+    return input.reshape([*leading, int(np.prod(trailing))], ndim=lead + 1)
 
 
 class NINLayer(Layer):
