@@ -203,3 +203,32 @@ def test_with_numba_caching_off_nothing_is_written(tmp_path):
     )
     assert done.stdout.split() == ["[1.0,", "1.0,", "1.0]", "0"]
     assert not any(path.suffix in (".nbi", ".nbc") for path in tmp_path.rglob("*"))
+
+
+_THREADED_CHILD = textwrap.dedent(
+    """
+    import numba, numpy as np
+    from plasagne.ops.opaque_calls import threads_behind_call
+
+    def fill(out):
+        for i in numba.prange(out.shape[0]):
+            out[i] = i
+
+    run = threads_behind_call(fill, numba.njit, True, [("float64", 1)], "test-threaded-cache")
+    out = np.zeros(4)
+    numba.njit(lambda out: run(out))(out)
+    print(out.tolist())
+    """
+)
+
+
+def test_a_threaded_kernel_loads_from_the_cache_before_any_thread_started(tmp_path):
+    """A cached threaded callback calls Numba's thread pool by symbol: loading it in a
+    process that has not started the pool (nothing parallel compiled yet) aborted."""
+    env = dict(os.environ, PYTENSOR_FLAGS=f"base_compiledir={tmp_path}")
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-c", _THREADED_CHILD], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.split() == ["[0.0,", "1.0,", "2.0,", "3.0]"]

@@ -67,7 +67,7 @@ from .im2col import (
     output_lengths,
     patches_numpy,
 )
-from .opaque_calls import kernel_key, kernel_salt, threads_behind_call
+from .opaque_calls import kernel_salt, node_loop_behind_call
 
 __all__ = [
     "ChunkedCorr",
@@ -384,13 +384,11 @@ def _register_numba() -> None:
         salt = kernel_salt(_KERNEL_VERSION, parallel)
         return _numba_kernels(op, numba_njit, parallel), parallel, salt
 
-    def behind_call(op, node, salt, loop, parallel, arrays, integers=0):
-        """``loop`` threaded (or serial), compiled once behind a C call (arrays given as
-        ``ndim``s, all of the node's dtype, then ``integers`` int64 arguments)."""
-        dtype = node.inputs[0].dtype
-        spec = [(dtype, ndim) for ndim in arrays] + ["int64"] * integers
-        key = kernel_key(op, dtype, salt, loop.__name__)
-        return threads_behind_call(loop, numba_njit, parallel, spec, key, True)
+    def behind_call(op, node, salt, loop, parallel, ndims):
+        """``loop`` (arrays of the node's dtype with these ``ndims``, then the chunk size)
+        threaded or serial behind a C call, BLAS single-threaded inside."""
+        spec = [(None, ndim) for ndim in ndims] + ["int64"]
+        return node_loop_behind_call(op, node, salt, loop, numba_njit, parallel, spec, True)
 
     @register_funcify_default_op_cache_key(ChunkedCorr)
     def numba_chunked_corr(op, node=None, **kwargs):
@@ -418,7 +416,7 @@ def _register_numba() -> None:
             for index in prange((x.shape[0] + chunk - 1) // chunk):
                 forward_chunk(x, w_mat, flat, chunk, np.int64(index))
 
-        all_chunks = behind_call(op, node, salt, chunk_loop, parallel, (5, 2, 3), 1)
+        all_chunks = behind_call(op, node, salt, chunk_loop, parallel, (5, 2, 3))
 
         @numba_njit
         def chunked_corr(x, w):
@@ -491,7 +489,7 @@ def _register_numba() -> None:
             for index in prange(shares.shape[0]):
                 filters_chunk(x, g, chunk, np.int64(index), shares)
 
-        all_chunks = behind_call(op, node, salt, chunk_loop, parallel, (5, 5, 3), 1)
+        all_chunks = behind_call(op, node, salt, chunk_loop, parallel, (5, 5, 3))
 
         @numba_njit
         def chunked_corr_grad_filters(x, g):
@@ -536,7 +534,7 @@ def _register_numba() -> None:
             for index in prange((dx.shape[0] + chunk - 1) // chunk):
                 input_chunk(w_t, g, dx, chunk, np.int64(index))
 
-        all_chunks = behind_call(op, node, salt, chunk_loop, parallel, (2, 5, 5), 1)
+        all_chunks = behind_call(op, node, salt, chunk_loop, parallel, (2, 5, 5))
 
         @numba_njit
         def chunked_corr_grad_input(w, g, like):

@@ -64,7 +64,7 @@ from .chunked_corr import (
 )
 from .corr_op import CorrNd, CorrNdGrad
 from .im2col import _PatchOp, output_lengths, patches_numpy
-from .opaque_calls import kernel_key, kernel_salt, threads_behind_call
+from .opaque_calls import kernel_salt, node_loop_behind_call
 from .pool_op import MaxPoolNd, MaxPoolNdGrad
 
 __all__ = [
@@ -465,10 +465,10 @@ def _register_numba() -> None:
                     x, w_mat, pooled, argmax, n * index // blocks, n * (index + 1) // blocks
                 )
 
-        dtype = node.inputs[0].dtype
-        spec = [(dtype, 5), (dtype, 2), (dtype, 5), ("uint8", 5), "int64"]
-        key = kernel_key(op, dtype, salt, "block_loop")
-        all_blocks = threads_behind_call(block_loop, numba_njit, parallel, spec, key, True)
+        spec = [(None, 5), (None, 2), (None, 5), ("uint8", 5), "int64"]
+        all_blocks = node_loop_behind_call(
+            op, node, salt, block_loop, numba_njit, parallel, spec, True
+        )
 
         @numba_njit
         def corr_max_pool(x, w):
@@ -537,10 +537,10 @@ def _register_numba() -> None:
                 first, stop = n * index // blocks, n * (index + 1) // blocks
                 block_share(x, argmax, g, first, stop, shares[index])
 
-        dtype = node.inputs[0].dtype
-        spec = [(dtype, 5), ("uint8", 5), (dtype, 5), (dtype, 3)]
-        key = kernel_key(op, dtype, salt, "block_loop")
-        all_blocks = threads_behind_call(block_loop, numba_njit, parallel, spec, key, True)
+        spec = [(None, 5), ("uint8", 5), (None, 5), (None, 3)]
+        all_blocks = node_loop_behind_call(
+            op, node, salt, block_loop, numba_njit, parallel, spec, True
+        )
 
         @numba_njit
         def corr_max_pool_grad_filters(x, argmax, g):

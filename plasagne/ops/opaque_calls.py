@@ -39,7 +39,13 @@ from functools import cache
 from hashlib import sha256
 from typing import Any
 
-__all__ = ["opaque_call", "kernel_key", "kernel_salt", "threads_behind_call"]
+__all__ = [
+    "opaque_call",
+    "kernel_key",
+    "kernel_salt",
+    "node_loop_behind_call",
+    "threads_behind_call",
+]
 
 # cache key (kernel key and fast-math setting) -> the njit caller made for it: one
 # registration per kernel, setting and process
@@ -386,6 +392,11 @@ def threads_behind_call(
 
     if not parallel:
         return opaque_call(numba_njit(loop), arg_spec, key)
+    # a callback loaded from the disk cache calls Numba's thread pool by symbol, which
+    # exists only once the pool has started (compiling a parallel function starts it)
+    from numba.np.ufunc.parallel import _launch_threads
+
+    _launch_threads()
     threaded = numba_njit(parallel=PRANGE_ONLY)(loop)
     return opaque_call(
         threaded,
@@ -394,3 +405,38 @@ def threads_behind_call(
         serial=lambda: numba_njit(loop),
         single_threaded_blas=single_threaded_blas,
     )
+
+
+def node_loop_behind_call(
+    op: Any,
+    node: Any,
+    salt: int,
+    loop: Any,
+    numba_njit: Any,
+    parallel: bool,
+    arg_spec: Sequence[tuple[str | None, int] | str],
+    single_threaded_blas: bool = False,
+) -> Any:
+    """An Op's ``prange`` loop behind a C call (:func:`threads_behind_call`), keyed by the
+    Op, its node's dtype, its cache salt and the loop's name; an array entry of
+    ``arg_spec`` with dtype None takes the node's dtype (its first input's).
+
+    Examples
+    --------
+    >>> import numba, numpy as np, pytensor.tensor as pt
+    >>> node = pt.exp(pt.vector(dtype="float64")).owner
+    >>> def fill(out):
+    ...     for i in numba.prange(out.shape[0]):
+    ...         out[i] = 2 * i
+    >>> run = node_loop_behind_call(node.op, node, 0, fill, numba.njit, False, [(None, 1)])
+    >>> out = np.zeros(3)
+    >>> numba.njit(lambda out: run(out))(out)
+    >>> out.tolist()
+    [0.0, 2.0, 4.0]
+    """
+    dtype = node.inputs[0].dtype
+    spec = [
+        entry if isinstance(entry, str) else (entry[0] or dtype, entry[1]) for entry in arg_spec
+    ]
+    key = kernel_key(op, dtype, salt, loop.__name__)
+    return threads_behind_call(loop, numba_njit, parallel, spec, key, single_threaded_blas)

@@ -55,7 +55,7 @@ from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 from pytensor.tensor.symbolic import FusibleSymbolicOp
 
 from .blas_threads import parallel_kernels, register_symbols
-from .opaque_calls import kernel_key, kernel_salt, threads_behind_call
+from .opaque_calls import kernel_salt, node_loop_behind_call
 from .pool import _out_length, pool_graph, pool_output_length
 
 __all__ = [
@@ -547,17 +547,12 @@ def _register_numba() -> None:
             kernel_salt(_KERNEL_VERSION, parallel),
         )
 
-    def behind_call(op, node, loop, parallel, salt, arrays, integers=0):
-        """``loop`` threaded (or serial), compiled once behind a C call."""
-        dtype = node.inputs[0].dtype
-        spec = [(dtype, 4)] * arrays + ["int64"] * integers
-        key = kernel_key(op, dtype, salt, loop.__name__)
-        return threads_behind_call(loop, numba_njit, parallel, spec, key)
-
     @register_funcify_default_op_cache_key(MaxPoolKernel)
     def numba_max_pool(op, node=None, **kwargs):
         lengths, forward_loop, _, _, parallel, salt = window_walk(op)
-        forward = behind_call(op, node, forward_loop, parallel, salt, 2)
+        forward = node_loop_behind_call(
+            op, node, salt, forward_loop, numba_njit, parallel, [(None, 4)] * 2
+        )
 
         @numba_njit
         def max_pool(x):
@@ -572,7 +567,9 @@ def _register_numba() -> None:
     def numba_max_pool_grad(op, node=None, **kwargs):
         lengths, _, backward_loop, tiles, parallel, salt = window_walk(op)
         kd, kh, kw = op.pool_size
-        backward = behind_call(op, node, backward_loop, parallel, salt, 3, 1)
+        backward = node_loop_behind_call(
+            op, node, salt, backward_loop, numba_njit, parallel, [(None, 4)] * 3 + ["int64"]
+        )
 
         @numba_njit
         def max_pool_grad(x, g):
