@@ -113,10 +113,16 @@ class DirectNumbaLinker(NumbaLinker):
             numba_funcify_and_cache_key,
         )
 
+        from .kernel_worker import hand_to_worker
+        from .opaque_calls import deferred_kernels
+
         _install_graph_passes()
         if not config.numba__cache:
             return _as_graph_function(numba_funcify(fgraph, **kwargs).py_func), None
-        graph_function, cache_key = numba_funcify_and_cache_key(fgraph, **kwargs)
+        with deferred_kernels() as deferred:
+            graph_function, cache_key = numba_funcify_and_cache_key(fgraph, **kwargs)
+        # uncached kernels compile in a worker process while this one compiles the rest
+        self.kernel_worker = hand_to_worker(deferred)
         if cache_key is None:
             return _as_graph_function(graph_function.py_func), None
         py_func = _as_graph_function(graph_function.py_func)

@@ -34,7 +34,9 @@ Examples
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from hashlib import sha256
 from typing import Any
@@ -137,19 +139,15 @@ def opaque_call(
     >>> out.tolist()
     [[5, 5], [5, 5]]
     """
-    # the fast-math setting is part of the compiled code: one caller and symbol for each
+    # the fast-math setting is part of the compiled code: one caller and kernel for each
     cache_key = _cache_key(key)
     if cache_key in _CALLERS:
         return _CALLERS[cache_key]
-    import llvmlite.binding as llvm
-    from numba.core import types
     from pytensor.configdefaults import config
     from pytensor.link.numba.cache import compile_numba_function_src
     from pytensor.link.numba.dispatch.basic import numba_njit
 
     layout = _Layout(arg_spec)
-    digest = sha256(cache_key.encode()).hexdigest()[:32]
-    symbol = f"plasagne_kernel_{digest}"
     env = {"__name__": __name__, "kernel": kernel}
     body = f"    kernel({layout.views})\n"
     if serial is not None:
@@ -179,21 +177,38 @@ def opaque_call(
             "            return 1\n"
             f"        call_address(address, ({layout.params},))\n"
         )
-    callback = _compile_callback(env, layout, body, key)
-    llvm.add_symbol(symbol, callback.address)
-    _CALLBACKS[cache_key] = callback
 
-    external = types.ExternalFunction(symbol, layout.signature)
+    def build(cached_only: bool = False) -> int | None:
+        callback = _compile_callback(env, layout, body, key, cached_only)
+        if callback is None:
+            return None
+        _CALLBACKS[cache_key] = callback
+        return callback.address
+
+    kernel_id = _kernel_id(key)
+    entry = _KERNELS[kernel_id] = _Kernel(key, build)
+    collecting = _collecting()
+    if collecting is None:
+        _address_of(entry)
+    else:
+        collecting.kernels.append(entry)
+
+    _resolver_symbol()
     caller = compile_numba_function_src(
         f"def call({layout.call_params}):\n"
         + layout.checks(key)
-        + f"    if external({layout.caller_args}) != 0:\n"
+        + f"    address = kernel_address({kernel_id})\n"
+        + "    if address == 0:\n"
+        + f"        raise RuntimeError('{key}: its kernel did not compile in this process')\n"
+        + f"    if call_address(address, ({layout.caller_args},)) != 0:\n"
         + f"        raise RuntimeError('{key}: its serial kernel did not compile here')\n",
         "call",
         {
             "__name__": __name__,
-            "external": external,
+            "kernel_address": _intrinsics()["kernel_address"],
+            "call_address": _intrinsics()["call_address"],
             "data_pointer": _intrinsics()["data_pointer"],
+            "int64": _int64(),
         },
         cache_key=f"{cache_key}_call",
     )
@@ -218,7 +233,7 @@ class _Layout:
                 entry.append(f"a{i}")
                 c_types.append(getattr(types, spec))
                 views.append(f"a{i}")
-                caller.append(f"a{i}")
+                caller.append(f"int64(a{i})")
                 continue
             dtype, ndim = spec
             dims = [f"a{i}_{d}" for d in range(ndim)]
@@ -245,8 +260,139 @@ class _Layout:
 
 
 # part of every cache key here: bump when the generated entry or caller code, or the
-# symbol naming, changes (a cached caller names its symbol)
-_CODE_VERSION = 3
+# kernel numbering, changes (a cached caller asks for its kernel by number)
+_CODE_VERSION = 4
+
+
+class _Kernel:
+    """One kernel's C callback: how to build it (compile it or load it from the disk
+    cache), its address once built, and what to wait for first (a kernel worker)."""
+
+    def __init__(self, key: str, build: Any) -> None:
+        self.key = key
+        self.build = build
+        self.address: int | None = None
+        self.wait: Any = None
+        self.node: tuple[Any, Any] | None = None  # (op, node) that asked for it, if known
+
+
+# kernel number (stable across processes: compiled into cached callers) -> its kernel
+_KERNELS: dict[int, _Kernel] = {}
+
+
+def _kernel_id(key: str) -> int:
+    """The number a caller asks for its kernel by (63 bits of the cache key's hash)."""
+    return int(sha256(f"kernel-{_cache_key(key)}".encode()).hexdigest()[:15], 16)
+
+
+def _address_of(kernel: _Kernel) -> int:
+    """``kernel``'s callback address, built now if it was not (after what it waits for)."""
+    if kernel.address is None:
+        if kernel.wait is not None:
+            wait, kernel.wait = kernel.wait, None
+            wait()
+        kernel.address = kernel.build()
+    return kernel.address
+
+
+def _resolve(kernel_id: int) -> int:
+    """A caller's first call asks here for its kernel's address; 0 if it cannot be built
+    (the caller then raises)."""
+    try:
+        return _address_of(_KERNELS[kernel_id])
+    except Exception:  # a C callback cannot raise: report it, return 0
+        import traceback
+
+        traceback.print_exc()
+        return 0
+
+
+_RESOLVE_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(_resolve)
+_RESOLVE_SYMBOL = "plasagne_resolve_kernel"
+
+
+@cache
+def _resolver_symbol() -> str:
+    """Register :func:`_resolve` with LLVM under its symbol (once per process)."""
+    import llvmlite.binding as llvm
+
+    llvm.add_symbol(_RESOLVE_SYMBOL, ctypes.cast(_RESOLVE_CALLBACK, ctypes.c_void_p).value)
+    return _RESOLVE_SYMBOL
+
+
+@cache
+def _int64() -> Any:
+    import numpy as np
+
+    return np.int64
+
+
+class DeferredKernels:
+    """The kernels asked for inside :func:`deferred_kernels`, not compiled yet.
+
+    Each is built when :meth:`build_cached` finds it in the disk cache, or on its caller's
+    first call (after the wait a kernel worker sets, see
+    :mod:`plasagne.ops.kernel_worker`), or by :meth:`build_all`.
+
+    Examples
+    --------
+    >>> DeferredKernels().kernels
+    []
+    """
+
+    def __init__(self) -> None:
+        self.kernels: list[_Kernel] = []
+
+    def build_cached(self) -> list[_Kernel]:
+        """Load the kernels the disk cache holds; return the others (not built)."""
+        missing = []
+        for kernel in self.kernels:
+            if kernel.address is None:
+                kernel.address = kernel.build(cached_only=True)
+            if kernel.address is None:
+                missing.append(kernel)
+        return missing
+
+    def build_all(self) -> None:
+        """Build every kernel now (waiting for whatever each waits for)."""
+        for kernel in self.kernels:
+            _address_of(kernel)
+
+
+_collector = threading.local()
+
+
+def _collecting() -> DeferredKernels | None:
+    return getattr(_collector, "deferred", None)
+
+
+@contextmanager
+def deferred_kernels() -> Iterator[DeferredKernels]:
+    """Kernels asked for inside this block are compiled later: on their callers' first
+    call, or when the block's :class:`DeferredKernels` builds them.
+
+    Examples
+    --------
+    >>> import numba, numpy as np
+    >>> @numba.njit
+    ... def negate(x, out):
+    ...     for i in range(x.shape[0]):
+    ...         out[i] = -x[i]
+    >>> with deferred_kernels() as deferred:
+    ...     call = opaque_call(negate, (("float64", 1), ("float64", 1)), "doctest-negate")
+    >>> deferred.kernels[0].address is None
+    True
+    >>> out = np.zeros(2)
+    >>> numba.njit(lambda x, out: call(x, out))(np.ones(2), out)
+    >>> out.tolist(), deferred.kernels[0].address is not None
+    ([-1.0, -1.0], True)
+    """
+    outer = _collecting()
+    deferred = _collector.deferred = DeferredKernels()
+    try:
+        yield deferred
+    finally:
+        _collector.deferred = outer
 
 
 def _serial_id(key: str) -> int:
@@ -264,9 +410,11 @@ def _cache_key(key: str) -> str:
     return f"plasagne_opaque_{digest}_v{_CODE_VERSION}_fastmath{fastmath}"
 
 
-def _compile_callback(env: dict, layout: _Layout, body: str, key: str) -> Any:
+def _compile_callback(
+    env: dict, layout: _Layout, body: str, key: str, cached_only: bool = False
+) -> Any:
     """The C callback ``entry(<pointers and shapes>) -> int`` running ``body``, compiled or
-    loaded from PyTensor's Numba cache."""
+    loaded from PyTensor's Numba cache; with ``cached_only``, None unless it is cached."""
     import numba
     from numba.core.ccallback import CFunc
     from pytensor.configdefaults import config
@@ -282,6 +430,10 @@ def _compile_callback(env: dict, layout: _Layout, body: str, key: str) -> Any:
     callback = CFunc(entry, (signature.args, signature.return_type), {}, {"fastmath": _fastmath()})
     if config.numba__cache:
         callback.enable_caching()
+    if cached_only:
+        target = callback._targetdescr.target_context
+        if callback._cache.load_overload(callback._sig, target) is None:
+            return None
     callback.compile()
     return callback
 
@@ -329,11 +481,12 @@ def _serial_address_function() -> Any:
 
 @cache
 def _intrinsics() -> dict[str, Any]:
-    """Numba intrinsics: ``data_pointer(array)`` (its data, typed by its dtype) and
+    """Numba intrinsics: ``data_pointer(array)`` (its data, typed by its dtype),
     ``call_address(address, args)`` (call the C function ``int64 f(*args)`` at an
-    integer address with a tuple of C-typed arguments)."""
+    integer address with a tuple of C-typed arguments) and ``kernel_address(number)``
+    (a kernel's callback address, asked of :func:`_resolve` on the first call only)."""
     from llvmlite import ir
-    from numba.core import types
+    from numba.core import cgutils, types
     from numba.extending import intrinsic
 
     @intrinsic
@@ -356,7 +509,38 @@ def _intrinsics() -> dict[str, Any]:
 
         return types.int64(address, args), codegen
 
-    return {"data_pointer": data_pointer, "call_address": call_address}
+    @intrinsic(prefer_literal=True)
+    def kernel_address(typingctx: Any, kernel_id: Any) -> Any:
+        if not isinstance(kernel_id, types.IntegerLiteral):
+            return None
+        number = kernel_id.literal_value
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            # a private cell per use, filled on the first call by asking Python
+            i64 = ir.IntType(64)
+            module = builder.module
+            cell = cgutils.add_global_variable(module, i64, f"plasagne_kernel_{number}")
+            cell.linkage = "private"
+            cell.initializer = i64(0)
+            cell.align = 8
+            known = builder.load_atomic(cell, "acquire", 8)
+            result = cgutils.alloca_once_value(builder, known)
+            with builder.if_then(builder.icmp_signed("==", known, i64(0)), likely=False):
+                resolve = cgutils.get_or_insert_function(
+                    module, ir.FunctionType(i64, [i64]), _RESOLVE_SYMBOL
+                )
+                found = builder.call(resolve, [i64(number)])
+                builder.store_atomic(found, cell, "release", 8)
+                builder.store(found, result)
+            return builder.load(result)
+
+        return types.int64(kernel_id), codegen
+
+    return {
+        "data_pointer": data_pointer,
+        "call_address": call_address,
+        "kernel_address": kernel_address,
+    }
 
 
 def threads_behind_call(
@@ -439,4 +623,8 @@ def node_loop_behind_call(
         entry if isinstance(entry, str) else (entry[0] or dtype, entry[1]) for entry in arg_spec
     ]
     key = kernel_key(op, dtype, salt, loop.__name__)
-    return threads_behind_call(loop, numba_njit, parallel, spec, key, single_threaded_blas)
+    call = threads_behind_call(loop, numba_njit, parallel, spec, key, single_threaded_blas)
+    kernel = _KERNELS[_kernel_id(key)]
+    if kernel.address is None:  # deferred: a kernel worker can build it from the node
+        kernel.node = (op, node)
+    return call
