@@ -135,5 +135,16 @@ class DirectNumbaLinker(NumbaLinker):
     def jit_compile(self, fn_and_cache: tuple[Any, str | None]) -> Any:
         from pytensor.link.numba.dispatch.basic import numba_njit
 
+        from .lazy_emission import emitting_on_demand
+
         py_func, cache_key = fn_and_cache
-        return numba_njit(py_func, final_function=True, cache=cache_key is not None)
+        dispatcher = numba_njit(py_func, final_function=True, cache=cache_key is not None)
+        compile_now = dispatcher.compile
+
+        def compile_emitting_on_demand(signature: Any) -> Any:
+            # Numba compiles on the first call: the graph and everything it calls
+            with emitting_on_demand():
+                return compile_now(signature)
+
+        dispatcher.compile = compile_emitting_on_demand
+        return dispatcher

@@ -434,7 +434,10 @@ def _compile_callback(
         target = callback._targetdescr.target_context
         if callback._cache.load_overload(callback._sig, target) is None:
             return None
-    callback.compile()
+    from .lazy_emission import emitting_on_demand
+
+    with emitting_on_demand():  # the kernel's own inner functions are only linked
+        callback.compile()
     return callback
 
 

@@ -1,0 +1,173 @@
+"""Machine code only for the Numba libraries that are run, not for those only linked.
+
+Numba turns every function it compiles into machine code as soon as it is compiled, even
+one that can only be called from other compiled code (PyTensor's node kernels and
+Numba's own helpers, compiled without a Python entry point): such a function's LLVM
+module is linked into each caller, which emits its own copy, and the function's own
+machine code is never run. On a cold compile of the Bayesian CNN's step that emission
+was about a tenth of Numba's time (``docs/ops.md``, "Machine code on demand").
+
+Inside :func:`emitting_on_demand`, a library compiled without a Python entry point is
+finalized (optimised, verified) but not handed to LLVM's JIT; it is emitted the first
+time anything needs its machine code: a function pointer (a C callback's address), its
+object code for the disk cache, or its environment pointer (set once a module that
+defines it has been emitted). Linking it into callers needs only its LLVM module, as
+before. Nothing changes when Numba's internals differ from what this module expects.
+
+Examples
+--------
+>>> import numba, numpy as np
+>>> inner = numba.njit(no_cpython_wrapper=True)(lambda x: x + 1)
+>>> outer = numba.njit(lambda x: inner(x) * 2)
+>>> with emitting_on_demand():
+...     value = outer(np.float64(1.0))
+>>> float(value)
+4.0
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["emitting_on_demand"]
+
+_state = threading.local()
+# environment name -> environment, for environments whose global no emitted module
+# defines yet (their function's module was not emitted)
+_PENDING_ENVS: dict[str, Any] = {}
+
+
+@contextmanager
+def emitting_on_demand() -> Iterator[None]:
+    """Libraries Numba compiles in this block without a Python entry point are emitted
+    only when their machine code is needed (see the module's description).
+
+    Examples
+    --------
+    >>> with emitting_on_demand():
+    ...     pass
+    """
+    if not _install():
+        yield
+        return
+    depth = getattr(_state, "depth", 0)
+    _state.depth = depth + 1
+    try:
+        yield
+    finally:
+        _state.depth = depth
+
+
+def _active() -> bool:
+    return getattr(_state, "depth", 0) > 0
+
+
+_installed: bool | None = None
+
+
+def _install() -> bool:
+    """Wrap Numba's library finalization (once per process); False if Numba differs."""
+    global _installed
+    if _installed is not None:
+        return _installed
+    try:
+        from numba.core import codegen, cpu
+
+        library_class = codegen.JITCodeLibrary
+        codegen_class = codegen.JITCPUCodegen
+        context_class = cpu.CPUContext
+        get_executable = context_class.get_executable
+        finalize_final_module = library_class._finalize_final_module
+        finalize_specific = library_class._finalize_specific
+        get_pointer_to_function = library_class.get_pointer_to_function
+        get_compiled_object = library_class._get_compiled_object
+        set_env = codegen_class.set_env
+        library_class._finalize_dynamic_globals  # noqa: B018 - used below
+        library_class._verify_declare_only_symbols  # noqa: B018
+        codegen_class._add_module  # noqa: B018
+    except (ImportError, AttributeError):  # pragma: no cover - another Numba
+        _installed = False
+        return False
+
+    def get_executable_wrapper(self: Any, library: Any, fndesc: Any, env: Any) -> Any:
+        # right after lowering, before the library is finalized: a function without
+        # a Python entry point is only linked into callers unless asked for its code
+        if _active() and not library._finalized:
+            library._plasagne_link_only = not _defines(library, fndesc.llvm_cpython_wrapper_name)
+        return get_executable(self, library, fndesc, env)
+
+    def finalize_final_module_wrapper(self: Any) -> None:
+        if not getattr(self, "_plasagne_link_only", False):
+            finalize_final_module(self)
+            return
+        # Numba's steps without adding the module to the JIT and emitting it
+        self._finalize_dynamic_globals()
+        self._verify_declare_only_symbols()
+        self._plasagne_unemitted = True
+        self._finalized = True
+
+    def finalize_specific_wrapper(self: Any) -> None:
+        finalize_specific(self)
+        _set_pending_envs(self._codegen)
+
+    def get_pointer_wrapper(self: Any, name: str) -> int:
+        if getattr(self, "_plasagne_unemitted", False):
+            if not _defines(self, name):
+                return 0
+            _emit(self)
+        return get_pointer_to_function(self, name)
+
+    def get_compiled_object_wrapper(self: Any) -> Any:
+        if getattr(self, "_plasagne_unemitted", False):
+            _emit(self)
+        return get_compiled_object(self)
+
+    def set_env_wrapper(self: Any, env_name: str, env: Any) -> None:
+        if not self._engine.is_symbol_defined(env_name):
+            _PENDING_ENVS[env_name] = env
+            return
+        set_env(self, env_name, env)
+
+    context_class.get_executable = get_executable_wrapper
+    library_class._finalize_final_module = finalize_final_module_wrapper
+    library_class._finalize_specific = finalize_specific_wrapper
+    library_class.get_pointer_to_function = get_pointer_wrapper
+    library_class._get_compiled_object = get_compiled_object_wrapper
+    codegen_class.set_env = set_env_wrapper
+    _installed = True
+    return True
+
+
+def _defines(library: Any, name: str) -> bool:
+    try:
+        return not library._final_module.get_function(name).is_declaration
+    except NameError:
+        return False
+
+
+def _emit(library: Any) -> None:
+    """Hand ``library``'s module to the JIT and emit it (what Numba does at finalize)."""
+    library._plasagne_unemitted = False
+    library._final_module._CPUCodeLibrary__library = weakref.proxy(library)
+    cleanup = library._codegen._add_module(library._final_module)
+    if cleanup:
+        weakref.finalize(library, cleanup)
+    library._finalize_specific()
+
+
+def _set_pending_envs(codegen: Any) -> None:
+    """Point environment globals defined by the modules emitted so far at their
+    environments."""
+    if not _PENDING_ENVS:
+        return
+    engine = codegen._engine
+    for name in [name for name in _PENDING_ENVS if engine.is_symbol_defined(name)]:
+        address = engine.get_global_value_address(name)
+        if address:
+            env = _PENDING_ENVS.pop(name)
+            ctypes.c_void_p.from_address(address).value = id(env)

@@ -1,0 +1,103 @@
+"""Machine code on demand (plasagne.ops.lazy_emission): link-only libraries are not
+emitted, everything still runs, raises and caches as Numba would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numba
+import numpy as np
+import pytest
+
+from plasagne.ops.lazy_emission import emitting_on_demand
+
+
+def _pair():
+    @numba.njit(no_cpython_wrapper=True)
+    def inner(x):
+        if x < 0:
+            raise ValueError("negative input", x)
+        return np.sqrt(x) + 1.0
+
+    @numba.njit
+    def outer(x):
+        return inner(x) * 2.0
+
+    return inner, outer
+
+
+def test_a_link_only_library_is_not_emitted_and_its_caller_runs():
+    inner, outer = _pair()
+    with emitting_on_demand():
+        outer.compile((numba.float64,))
+    (inner_result,) = inner.overloads.values()
+    (outer_result,) = outer.overloads.values()
+    assert getattr(inner_result.library, "_plasagne_unemitted", False)
+    assert not getattr(outer_result.library, "_plasagne_unemitted", False)
+    assert outer(4.0) == pytest.approx(2.0 * (np.sqrt(4.0) + 1.0))
+
+
+def test_outside_the_block_numba_emits_as_usual():
+    inner, outer = _pair()
+    outer.compile((numba.float64,))
+    (inner_result,) = inner.overloads.values()
+    assert not getattr(inner_result.library, "_plasagne_unemitted", False)
+
+
+def test_an_exception_raised_in_linked_code_reaches_python():
+    """The inner function's environment is set once the caller that holds its code is
+    emitted: its exception, with a runtime value, arrives intact."""
+    _, outer = _pair()
+    with emitting_on_demand():
+        outer.compile((numba.float64,))
+    with pytest.raises(ValueError, match="negative input"):
+        outer(-1.0)
+
+
+def test_a_c_callback_compiled_inside_gets_its_machine_code():
+    @numba.cfunc("float64(float64)")
+    def halve(x):
+        return x / 2.0
+
+    with emitting_on_demand():
+        callback = numba.cfunc("float64(float64)")(halve.__wrapped__)
+    assert callback.ctypes(3.0) == 1.5
+
+
+_CACHED = textwrap.dedent(
+    """
+    import numba, numpy as np
+    from plasagne.ops.lazy_emission import emitting_on_demand
+
+    @numba.njit(no_cpython_wrapper=True, cache=True)
+    def step(x):
+        return x * 3.0 + 1.0
+
+    @numba.njit
+    def run(x):
+        return step(x)
+
+    with emitting_on_demand():
+        run.compile((numba.float64[::1],))
+    print(run(np.arange(3.0)).tolist(), step.stats.cache_hits.most_common(1))
+    """
+)
+
+
+def test_a_cached_link_only_function_is_emitted_for_the_cache_and_loads_back(tmp_path):
+    """Saving to the disk cache needs the object code: the library is emitted then, and
+    a second process loads it."""
+    script = tmp_path / "cached_step.py"
+    script.write_text(_CACHED)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    outputs = [
+        subprocess.run(
+            [sys.executable, str(script)], env=env, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for _ in range(2)
+    ]
+    assert outputs[0].startswith("[1.0, 4.0, 7.0] []")
+    assert outputs[1].startswith("[1.0, 4.0, 7.0] [(")
