@@ -101,3 +101,45 @@ def test_a_cached_link_only_function_is_emitted_for_the_cache_and_loads_back(tmp
     ]
     assert outputs[0].startswith("[1.0, 4.0, 7.0] []")
     assert outputs[1].startswith("[1.0, 4.0, 7.0] [(")
+
+
+def _library(dispatcher):
+    (result,) = dispatcher.overloads.values()
+    return result.library
+
+
+def test_a_link_only_library_skips_its_own_final_optimisation():
+    """Its callers run LLVM's pipeline over the code they link; it need not run it too."""
+    inner, outer = _pair()
+    with emitting_on_demand():
+        outer.compile((numba.float64,))
+    assert getattr(_library(inner), "_plasagne_unoptimised", False)
+    assert outer(9.0) == pytest.approx(8.0)
+
+
+def test_a_graph_function_links_optimised_code():
+    """The graph function skips the pipeline (plasagne.ops.numba_linker), so what it links
+    is optimised first."""
+    from plasagne.ops.numba_linker import _as_graph_function
+
+    inner, _ = _pair()
+
+    def graph(x):
+        return inner(x) - 1.0
+
+    compiled = numba.njit(_as_graph_function(graph))
+    with emitting_on_demand():
+        compiled.compile((numba.float64,))
+    assert not getattr(_library(inner), "_plasagne_unoptimised", False)
+    assert compiled(16.0) == pytest.approx(4.0)
+
+
+def test_the_switch_keeps_numbas_own_optimisation(monkeypatch):
+    from plasagne.ops import lazy_emission
+
+    monkeypatch.setattr(lazy_emission, "DEFER_OPTIMISATION", False)
+    inner, outer = _pair()
+    with emitting_on_demand():
+        outer.compile((numba.float64,))
+    assert not getattr(_library(inner), "_plasagne_unoptimised", False)
+    assert getattr(_library(inner), "_plasagne_unemitted", False)

@@ -4,15 +4,21 @@ Numba turns every function it compiles into machine code as soon as it is compil
 one that can only be called from other compiled code (PyTensor's node kernels and
 Numba's own helpers, compiled without a Python entry point): such a function's LLVM
 module is linked into each caller, which emits its own copy, and the function's own
-machine code is never run. On a cold compile of the Bayesian CNN's step that emission
-was about a tenth of Numba's time (``docs/ops.md``, "Machine code on demand").
+machine code is never run. Numba also runs LLVM's full module pipeline on it before
+linking, and again on each caller's module, which holds the linked copy. On a cold
+compile of the Bayesian CNN's step the two were about a sixth of Numba's time
+(``docs/ops.md``, "Machine code on demand").
 
 Inside :func:`emitting_on_demand`, a library compiled without a Python entry point is
-finalized (optimised, verified) but not handed to LLVM's JIT; it is emitted the first
-time anything needs its machine code: a function pointer (a C callback's address), its
-object code for the disk cache, or its environment pointer (set once a module that
-defines it has been emitted). Linking it into callers needs only its LLVM module, as
-before. Nothing changes when Numba's internals differ from what this module expects.
+finalized (verified) but neither optimised as a module nor handed to LLVM's JIT; its
+functions were optimised one by one as Numba always does. It is optimised and emitted
+the first time anything needs its machine code: a function pointer (a C callback's
+address), its object code or bitcode for the disk cache, or its environment pointer (set
+once a module that defines it has been emitted). Linking it into callers needs only its
+LLVM module; a caller that skips the pipeline (a graph function of
+:mod:`plasagne.ops.numba_linker`) gets it optimised first. ``DEFER_OPTIMISATION = False``
+keeps Numba's per-library optimisation and defers only the machine code. Nothing
+changes when Numba's internals differ from what this module expects.
 
 Examples
 --------
@@ -35,6 +41,10 @@ from contextlib import contextmanager
 from typing import Any
 
 __all__ = ["emitting_on_demand"]
+
+#: Skip the final optimisation of link-only libraries too (their callers optimise the
+#: code they link); False: optimise each library as Numba does.
+DEFER_OPTIMISATION = True
 
 _state = threading.local()
 # environment name -> environment, for environments whose global no emitted module
@@ -87,6 +97,10 @@ def _install() -> bool:
         get_pointer_to_function = library_class.get_pointer_to_function
         get_compiled_object = library_class._get_compiled_object
         set_env = codegen_class.set_env
+        finalize = library_class.finalize
+        module_for_linking = library_class._get_module_for_linking
+        serialize_using_bitcode = library_class.serialize_using_bitcode
+        codegen.CPUCodeLibrary._optimize_final_module  # noqa: B018
         library_class._finalize_dynamic_globals  # noqa: B018 - used below
         library_class._verify_declare_only_symbols  # noqa: B018
         codegen_class._add_module  # noqa: B018
@@ -100,6 +114,32 @@ def _install() -> bool:
         if _active() and not library._finalized:
             library._plasagne_link_only = not _defines(library, fndesc.llvm_cpython_wrapper_name)
         return get_executable(self, library, fndesc, env)
+
+    def finalize_wrapper(self: Any) -> None:
+        _state.finalizing = [*getattr(_state, "finalizing", []), self]
+        try:
+            finalize(self)
+        finally:
+            _state.finalizing = _state.finalizing[:-1]
+
+    def optimize_final_module_wrapper(self: Any) -> None:
+        if DEFER_OPTIMISATION and getattr(self, "_plasagne_link_only", False):
+            # its callers optimise the code they link (unless they skip the pipeline)
+            self._plasagne_unoptimised = True
+            return
+        codegen.CPUCodeLibrary._optimize_final_module(self)
+
+    def module_for_linking_wrapper(self: Any) -> Any:
+        self._ensure_finalized()
+        finalizing = getattr(_state, "finalizing", [])
+        if not finalizing or not _optimises_what_it_links(finalizing[-1]):
+            _ensure_optimised(self)
+        return module_for_linking(self)
+
+    def serialize_using_bitcode_wrapper(self: Any) -> Any:
+        self._ensure_finalized()
+        _ensure_optimised(self)
+        return serialize_using_bitcode(self)
 
     def finalize_final_module_wrapper(self: Any) -> None:
         if not getattr(self, "_plasagne_link_only", False):
@@ -134,6 +174,10 @@ def _install() -> bool:
         set_env(self, env_name, env)
 
     context_class.get_executable = get_executable_wrapper
+    library_class.finalize = finalize_wrapper
+    library_class._optimize_final_module = optimize_final_module_wrapper
+    library_class._get_module_for_linking = module_for_linking_wrapper
+    library_class.serialize_using_bitcode = serialize_using_bitcode_wrapper
     library_class._finalize_final_module = finalize_final_module_wrapper
     library_class._finalize_specific = finalize_specific_wrapper
     library_class.get_pointer_to_function = get_pointer_wrapper
@@ -152,12 +196,32 @@ def _defines(library: Any, name: str) -> bool:
 
 def _emit(library: Any) -> None:
     """Hand ``library``'s module to the JIT and emit it (what Numba does at finalize)."""
+    _ensure_optimised(library)
     library._plasagne_unemitted = False
     library._final_module._CPUCodeLibrary__library = weakref.proxy(library)
     cleanup = library._codegen._add_module(library._final_module)
     if cleanup:
         weakref.finalize(library, cleanup)
     library._finalize_specific()
+
+
+def _ensure_optimised(library: Any) -> None:
+    """Run the final optimisation a link-only library skipped, if it did."""
+    if getattr(library, "_plasagne_unoptimised", False):
+        from numba.core import codegen
+
+        library._plasagne_unoptimised = False
+        codegen.CPUCodeLibrary._optimize_final_module(library)
+        library._final_module.verify()
+        library._shared_module = None  # made again from the optimised module
+
+
+def _optimises_what_it_links(consumer: Any) -> bool:
+    """Whether ``consumer`` runs LLVM's pipeline over the modules it links (not a graph
+    function of :mod:`plasagne.ops.numba_linker`, which skips it)."""
+    from .numba_linker import skips_pipeline
+
+    return not skips_pipeline(consumer)
 
 
 def _set_pending_envs(codegen: Any) -> None:

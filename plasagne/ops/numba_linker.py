@@ -54,6 +54,20 @@ def _as_graph_function(py_func: Any) -> Any:
     return renamed
 
 
+def skips_pipeline(library: Any) -> bool:
+    """Whether Numba's final optimisation of ``library`` is skipped here (a graph
+    function's, unless :data:`REOPTIMISE_GRAPH`).
+
+    Examples
+    --------
+    >>> class Library:
+    ...     name = "plasagne_graph_function"
+    >>> skips_pipeline(Library())
+    True
+    """
+    return not REOPTIMISE_GRAPH and library.name == _GRAPH_NAME
+
+
 def _install_graph_passes() -> None:
     """Have Numba skip the optimisation pipeline for graph functions' final modules
     (once per process; nothing changes if Numba's internals differ from what we expect)."""
@@ -67,7 +81,7 @@ def _install_graph_passes() -> None:
         return
 
     def optimize_final_module(library: Any) -> None:
-        if REOPTIMISE_GRAPH or library.name != _GRAPH_NAME:
+        if not skips_pipeline(library):
             original(library)
             return
         # level 0 with no vectorisers: always-inline, and refcount pruning when Numba
