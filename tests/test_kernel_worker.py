@@ -159,3 +159,24 @@ def test_a_cold_graph_gets_its_kernels_from_the_worker(tmp_path):
 def test_the_setting_accepts_the_usual_words_for_off(monkeypatch, setting):
     monkeypatch.setenv(kernel_worker.KERNEL_WORKER_SETTING, setting)
     assert not worker_enabled()
+
+
+def test_an_op_that_does_not_pickle_is_compiled_here(monkeypatch):
+    """No worker when the job cannot be written: the kernels are built at once."""
+
+    def refuse(*args, **kwargs):
+        raise TypeError("cannot pickle this Op")
+
+    monkeypatch.setattr(kernel_worker.KernelWorker, "__init__", refuse)
+    key = _fresh_key("unpicklable")
+    with deferred_kernels() as deferred:
+        call = opaque_call(_cubes, _SPEC, key)
+    deferred.kernels[0].node = (object(), _FakeNode())
+    assert hand_to_worker(deferred) is None
+    assert deferred.kernels[0].address is not None
+    x = np.arange(3.0)
+    np.testing.assert_array_equal(_run(call, x), x**3)
+
+
+class _FakeNode:
+    inputs: list = []

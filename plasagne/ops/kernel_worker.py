@@ -35,7 +35,7 @@ from typing import Any
 
 __all__ = ["KERNEL_WORKER_SETTING", "KernelWorker", "worker_enabled"]
 
-#: Environment variable: ``0`` compiles kernels in the fitting process only.
+#: Environment variable: ``0`` (or ``off``) compiles everything in the fitting process.
 KERNEL_WORKER_SETTING = "PLASAGNE_KERNEL_WORKER"
 
 # longest wait for one node before this process compiles its kernels itself
@@ -54,9 +54,13 @@ def worker_enabled() -> bool:
     """
     from pytensor.configdefaults import config
 
-    if os.environ.get(KERNEL_WORKER_SETTING, "1").strip() in ("0", "false", "no", "off"):
+    if _setting() in ("0", "false", "no", "off"):
         return False
     return bool(config.numba__cache)
+
+
+def _setting() -> str:
+    return os.environ.get(KERNEL_WORKER_SETTING, "1").strip().lower()
 
 
 def _settings() -> dict[str, Any]:
@@ -97,19 +101,18 @@ class KernelWorker:
         package_root = str(Path(plasagne.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [env.get("PYTHONPATH")])])
         self._log = tempfile.TemporaryFile()
+        # the job goes through a file: a pipe would block this process until the worker,
+        # still importing, reads it
+        with tempfile.NamedTemporaryFile(prefix="plasagne-job-", delete=False) as job_file:
+            pickle.dump({"settings": _settings(), "nodes": nodes}, job_file)
+        self._job_path = job_file.name
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "plasagne.ops.kernel_worker"],
-            stdin=subprocess.PIPE,
+            [sys.executable, "-m", "plasagne.ops.kernel_worker", self._job_path],
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._log,
             env=env,
         )
-        assert self._process.stdin is not None
-        try:
-            pickle.dump({"settings": _settings(), "nodes": nodes}, self._process.stdin)
-            self._process.stdin.close()
-        except (OSError, pickle.PicklingError):
-            self._process.kill()
         threading.Thread(target=self._read_reports, daemon=True).start()
         atexit.register(self.stop)
 
@@ -141,9 +144,13 @@ class KernelWorker:
         return self._log.read().decode(errors="replace")
 
     def stop(self) -> None:
-        """End the worker if it still runs (at exit: its work would be lost anyway)."""
-        if os.getpid() == self._owner and self._process.poll() is None:
+        """End the worker if it still runs (at exit: its work would be lost anyway) and
+        remove its job file."""
+        if os.getpid() != self._owner:
+            return
+        if self._process.poll() is None:
             self._process.kill()
+        Path(self._job_path).unlink(missing_ok=True)
 
 
 def hand_to_worker(deferred: Any) -> KernelWorker | None:
@@ -170,10 +177,13 @@ def hand_to_worker(deferred: Any) -> KernelWorker | None:
             if id(node) not in index_of:
                 index_of[id(node)] = len(nodes)
                 nodes.append((op, [variable.type for variable in node.inputs]))
-        worker = KernelWorker(nodes)
-        for kernel in with_node:
+        try:
+            worker = KernelWorker(nodes)
+        except (OSError, pickle.PicklingError, TypeError, AttributeError):
+            worker = None  # no process, or an Op that does not pickle: compile here
+        for kernel in with_node if worker is not None else []:
             index = index_of[id(kernel.node[1])]
-            kernel.wait = lambda index=index: worker.wait_for(index)
+            kernel.wait = lambda index=index, worker=worker: worker.wait_for(index)
     if worker is None:
         deferred.build_all()
     else:  # kernels no worker can rebuild are compiled here, now
@@ -212,12 +222,17 @@ def _run(job: dict[str, Any], report: Any) -> None:
 
 
 def main() -> None:
-    """The worker process: read the job from standard input, compile, report."""
+    """The worker process: read the job from the file named by its argument (and remove
+    it), compile, report on standard output."""
 
     def report(line: str) -> None:
         print(line, flush=True)
 
-    _run(pickle.load(sys.stdin.buffer), report)
+    job_path = Path(sys.argv[1])
+    with job_path.open("rb") as job_file:
+        job = pickle.load(job_file)
+    job_path.unlink(missing_ok=True)
+    _run(job, report)
 
 
 if __name__ == "__main__":
