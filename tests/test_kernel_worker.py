@@ -180,3 +180,11 @@ def test_an_op_that_does_not_pickle_is_compiled_here(monkeypatch):
 
 class _FakeNode:
     inputs: list = []
+
+
+def test_the_worker_imports_this_plasagne_from_a_source_tree_only(monkeypatch, tmp_path):
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    source = kernel_worker._worker_environment(tmp_path / "checkout")
+    assert source["PYTHONPATH"].split(os.pathsep) == [str(tmp_path / "checkout"), "/elsewhere"]
+    installed = kernel_worker._worker_environment(tmp_path / "lib" / "site-packages")
+    assert installed["PYTHONPATH"] == "/elsewhere"

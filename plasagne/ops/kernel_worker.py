@@ -75,6 +75,17 @@ def _settings() -> dict[str, Any]:
     }
 
 
+def _worker_environment(package_root: Path) -> dict[str, str]:
+    """This process's environment, with ``package_root`` (the folder holding this
+    plasagne) first on PYTHONPATH when it is a source tree; an installed plasagne imports
+    anyway, and site-packages on PYTHONPATH would come before the standard library."""
+    env = dict(os.environ)
+    if package_root.name not in ("site-packages", "dist-packages"):
+        paths = [str(package_root), *filter(None, [env.get("PYTHONPATH")])]
+        env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
 class KernelWorker:
     """A worker process compiling the kernels of ``nodes`` into the disk cache.
 
@@ -97,9 +108,7 @@ class KernelWorker:
         self._reported: dict[int, bool] = {}
         self._finished = False
         self._changed = threading.Condition()
-        env = dict(os.environ)
-        package_root = str(Path(plasagne.__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [env.get("PYTHONPATH")])])
+        env = _worker_environment(Path(plasagne.__file__).resolve().parent.parent)
         self._log = tempfile.TemporaryFile()
         # the job goes through a file: a pipe would block this process until the worker,
         # still importing, reads it
