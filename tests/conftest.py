@@ -8,6 +8,11 @@ _flags = os.environ.get("PYTENSOR_FLAGS", "")
 if "mode=" not in _flags:
     os.environ["PYTENSOR_FLAGS"] = ",".join(f for f in (_flags, "mode=FAST_COMPILE") if f)
 
+# The test processes already use every core: kernels compile in the process that asks for
+# them, not in a kernel worker per compiled function (tests/test_kernel_worker.py turns it
+# on where it is the subject).
+os.environ.setdefault("PLASAGNE_KERNEL_WORKER", "0")
+
 # as a user should: plasagne first, so its idle-thread settings precede SciPy's BLAS
 import plasagne  # noqa: E402, F401, I001
 
