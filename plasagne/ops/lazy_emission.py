@@ -92,18 +92,23 @@ def _install() -> bool:
         codegen_class = codegen.JITCPUCodegen
         context_class = cpu.CPUContext
         get_executable = context_class.get_executable
-        finalize_final_module = library_class._finalize_final_module
-        finalize_specific = library_class._finalize_specific
-        get_pointer_to_function = library_class.get_pointer_to_function
-        get_compiled_object = library_class._get_compiled_object
         set_env = codegen_class.set_env
-        finalize = library_class.finalize
-        module_for_linking = library_class._get_module_for_linking
-        serialize_using_bitcode = library_class.serialize_using_bitcode
+        codegen_class._add_module  # noqa: B018 - used by _emit
         codegen.CPUCodeLibrary._optimize_final_module  # noqa: B018
-        library_class._finalize_dynamic_globals  # noqa: B018 - used below
-        library_class._verify_declare_only_symbols  # noqa: B018
-        codegen_class._add_module  # noqa: B018
+        original = {
+            name: getattr(library_class, name)
+            for name in (
+                "finalize",
+                "_finalize_final_module",
+                "_finalize_specific",
+                "_finalize_dynamic_globals",
+                "_verify_declare_only_symbols",
+                "get_pointer_to_function",
+                "_get_compiled_object",
+                "_get_module_for_linking",
+                "serialize_using_bitcode",
+            )
+        }
     except (ImportError, AttributeError):  # pragma: no cover - another Numba
         _installed = False
         return False
@@ -118,7 +123,7 @@ def _install() -> bool:
     def finalize_wrapper(self: Any) -> None:
         _state.finalizing = [*getattr(_state, "finalizing", []), self]
         try:
-            finalize(self)
+            original["finalize"](self)
         finally:
             _state.finalizing = _state.finalizing[:-1]
 
@@ -134,16 +139,16 @@ def _install() -> bool:
         finalizing = getattr(_state, "finalizing", [])
         if not finalizing or not _optimises_what_it_links(finalizing[-1]):
             _ensure_optimised(self)
-        return module_for_linking(self)
+        return original["_get_module_for_linking"](self)
 
     def serialize_using_bitcode_wrapper(self: Any) -> Any:
         self._ensure_finalized()
         _ensure_optimised(self)
-        return serialize_using_bitcode(self)
+        return original["serialize_using_bitcode"](self)
 
     def finalize_final_module_wrapper(self: Any) -> None:
         if not getattr(self, "_plasagne_link_only", False):
-            finalize_final_module(self)
+            original["_finalize_final_module"](self)
             return
         # Numba's steps without adding the module to the JIT and emitting it
         self._finalize_dynamic_globals()
@@ -152,7 +157,7 @@ def _install() -> bool:
         self._finalized = True
 
     def finalize_specific_wrapper(self: Any) -> None:
-        finalize_specific(self)
+        original["_finalize_specific"](self)
         _set_pending_envs(self._codegen)
 
     def get_pointer_wrapper(self: Any, name: str) -> int:
@@ -160,12 +165,12 @@ def _install() -> bool:
             if not _defines(self, name):
                 return 0
             _emit(self)
-        return get_pointer_to_function(self, name)
+        return original["get_pointer_to_function"](self, name)
 
     def get_compiled_object_wrapper(self: Any) -> Any:
         if getattr(self, "_plasagne_unemitted", False):
             _emit(self)
-        return get_compiled_object(self)
+        return original["_get_compiled_object"](self)
 
     def set_env_wrapper(self: Any, env_name: str, env: Any) -> None:
         if not self._engine.is_symbol_defined(env_name):

@@ -295,29 +295,44 @@ def _address_of(kernel: _Kernel) -> int:
     return kernel.address
 
 
+def _address_callback(lookup: Any) -> Any:
+    """``lookup(number) -> address`` as a C function compiled code can call; an exception
+    (which cannot cross into C) is printed and answered with 0."""
+
+    def answer(number: int) -> int:
+        try:
+            return lookup(number)
+        except Exception:
+            import traceback
+
+            traceback.print_exc()
+            return 0
+
+    return ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(answer)
+
+
+def _register(callback: Any, symbol: str) -> str:
+    """Make ``callback`` callable from compiled code under ``symbol``."""
+    import llvmlite.binding as llvm
+
+    llvm.add_symbol(symbol, ctypes.cast(callback, ctypes.c_void_p).value)
+    return symbol
+
+
 def _resolve(kernel_id: int) -> int:
     """A caller's first call asks here for its kernel's address; 0 if it cannot be built
     (the caller then raises)."""
-    try:
-        return _address_of(_KERNELS[kernel_id])
-    except Exception:  # a C callback cannot raise: report it, return 0
-        import traceback
-
-        traceback.print_exc()
-        return 0
+    return _address_of(_KERNELS[kernel_id])
 
 
-_RESOLVE_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(_resolve)
+_RESOLVE_CALLBACK = _address_callback(_resolve)
 _RESOLVE_SYMBOL = "plasagne_resolve_kernel"
 
 
 @cache
 def _resolver_symbol() -> str:
     """Register :func:`_resolve` with LLVM under its symbol (once per process)."""
-    import llvmlite.binding as llvm
-
-    llvm.add_symbol(_RESOLVE_SYMBOL, ctypes.cast(_RESOLVE_CALLBACK, ctypes.c_void_p).value)
-    return _RESOLVE_SYMBOL
+    return _register(_RESOLVE_CALLBACK, _RESOLVE_SYMBOL)
 
 
 @cache
@@ -451,34 +466,26 @@ _SERIAL_ADDRESSES: dict[int, int] = {}
 def _serial_address(serial_id: int) -> int:
     """The address of a threaded kernel's serial variant, compiled on first use; 0 if it
     cannot be (the kernel then returns 1 and its caller raises)."""
-    try:
-        if serial_id not in _SERIAL_ADDRESSES:
-            build, arg_spec, key = _LAZY_SERIAL[serial_id]
-            layout = _Layout(arg_spec)
-            env = {"__name__": __name__, "kernel": build()}
-            callback = _compile_callback(env, layout, f"    kernel({layout.views})\n", key)
-            _CALLBACKS[_cache_key(key)] = callback
-            _SERIAL_ADDRESSES[serial_id] = callback.address
-        return _SERIAL_ADDRESSES[serial_id]
-    except Exception:  # a C callback cannot raise: report it, return 0
-        import traceback
-
-        traceback.print_exc()
-        return 0
+    if serial_id not in _SERIAL_ADDRESSES:
+        build, arg_spec, key = _LAZY_SERIAL[serial_id]
+        layout = _Layout(arg_spec)
+        env = {"__name__": __name__, "kernel": build()}
+        callback = _compile_callback(env, layout, f"    kernel({layout.views})\n", key)
+        _CALLBACKS[_cache_key(key)] = callback
+        _SERIAL_ADDRESSES[serial_id] = callback.address
+    return _SERIAL_ADDRESSES[serial_id]
 
 
-_SERIAL_ADDRESS_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(_serial_address)
+_SERIAL_ADDRESS_CALLBACK = _address_callback(_serial_address)
 _SERIAL_ADDRESS_SYMBOL = "plasagne_serial_kernel_address"
 
 
 @cache
 def _serial_address_function() -> Any:
     """A Numba external function ``serial_address(id) -> int`` (a call into Python)."""
-    import llvmlite.binding as llvm
     from numba.core import types
 
-    address = ctypes.cast(_SERIAL_ADDRESS_CALLBACK, ctypes.c_void_p).value
-    llvm.add_symbol(_SERIAL_ADDRESS_SYMBOL, address)
+    _register(_SERIAL_ADDRESS_CALLBACK, _SERIAL_ADDRESS_SYMBOL)
     return types.ExternalFunction(_SERIAL_ADDRESS_SYMBOL, types.int64(types.int64))
 
 
