@@ -7,12 +7,15 @@ cached wrapper of its Op and again for the graph function of every compiled step
 on the Bayesian CNN made the step function's own compile (kernels cached) about 10 s.
 
 :func:`opaque_call` compiles a kernel as a C callback (``numba.cfunc``, cached on disk in
-PyTensor's Numba cache under the kernel's key), registers its address with LLVM under a
-name made from that key, and returns a small ``njit`` function that calls it by that
-name, passing each array as a data pointer and its shape. Callers then hold a call to an
-external symbol, like a call into BLAS, and their compiles no longer see the kernel's
-code; their cached code names the symbol, which the kernel's Op registers again in every
-process (its Numba funcify runs before any compiled graph is loaded).
+PyTensor's Numba cache under the kernel's key) and returns a small ``njit`` function that
+calls it, passing each array as a data pointer and its shape. The caller finds the
+callback's address on its first call, asking Python (one registered function) by the
+kernel's number, and keeps it in a private cell. Callers then hold an indirect call, like
+a call into BLAS, and their compiles no longer see the kernel's code; their cached code
+names only the kernel's number, which the kernel's Op registers again in every process
+(its Numba funcify runs before any compiled graph is loaded). Since a kernel is needed
+only at its caller's first call, it may be built later (:func:`deferred_kernels`), or by
+another process into the disk cache (:mod:`plasagne.ops.kernel_worker`).
 
 Arrays must be C-contiguous (the caller raises otherwise) and the kernel must not raise:
 an exception inside a C callback cannot reach the caller, so checks stay in the caller.
@@ -77,7 +80,7 @@ def kernel_key(op: Any, dtype: str, salt: int, part: str) -> str:
 def kernel_salt(version: int, parallel: bool) -> int:
     """The cache salt of an Op whose kernels go behind C calls: its kernel version, serial
     or parallel, and this module's code version (the Op's cached function holds the caller,
-    which names the kernel's symbol, so it must change when the naming does).
+    which names the kernel's number, so it must change when the numbering does).
 
     Examples
     --------
@@ -114,7 +117,7 @@ def opaque_call(
         One entry per argument: ``(dtype, ndim)`` for an array, ``"int64"`` for an integer.
     key : str
         Names this kernel uniquely (settings, dtype, version: :func:`kernel_key`); its
-        cache entries and its symbol are found by it.
+        cache entries and its number are made from it.
     serial : callable, optional
         For a ``kernel`` that runs on Numba's threads: a function returning the serial
         variant (an ``njit`` dispatcher), compiled only in a process that needs it (a
