@@ -188,3 +188,13 @@ def test_the_worker_imports_this_plasagne_from_a_source_tree_only(monkeypatch, t
     assert source["PYTHONPATH"].split(os.pathsep) == [str(tmp_path / "checkout"), "/elsewhere"]
     installed = kernel_worker._worker_environment(tmp_path / "lib" / "site-packages")
     assert installed["PYTHONPATH"] == "/elsewhere"
+
+
+def test_without_numba_caching_the_linker_has_no_worker():
+    x = pt.tensor4(dtype="float64")
+    op = MaxPoolKernel((1, 2, 2), (1, 2, 2), (0, 0, 0), True)
+    with pytensor.config.change_flags(numba__cache=False):
+        f = pytensor.function([x], op(x), mode=fast_math_mode("NUMBA"))
+    assert f.maker.linker.kernel_worker is None
+    value = np.random.default_rng(2).normal(size=(1, 2, 2, 4))
+    np.testing.assert_array_equal(f(value), value.reshape(1, 2, 1, 2, 2, 2).max(axis=(3, 5)))

@@ -20,6 +20,12 @@ its own kernel was compiled. So its linked module skips LLVM's optimisation pipe
 machine code: on the Bayesian CNN the step function compiled 1.5-2.8 s faster (MLP 1.1 s)
 with the same step time (``docs/ops.md``). ``REOPTIMISE_GRAPH = True`` restores the full
 pipeline for graph functions compiled afterwards.
+
+With Numba's cache on, the kernels behind C calls that the graph's nodes ask for are not
+compiled while the graph is converted: cached ones are loaded, the others compile in a
+worker process (:mod:`plasagne.ops.kernel_worker`, kept as ``linker.kernel_worker``) while
+this one compiles the graph; and Numba emits machine code only for what runs
+(:mod:`plasagne.ops.lazy_emission`, around the graph function's compile).
 """
 
 from __future__ import annotations
@@ -131,7 +137,8 @@ class DirectNumbaLinker(NumbaLinker):
         from .opaque_calls import deferred_kernels
 
         _install_graph_passes()
-        if not config.numba__cache:
+        self.kernel_worker = None
+        if not config.numba__cache:  # kernels compile at once, in this process
             return _as_graph_function(numba_funcify(fgraph, **kwargs).py_func), None
         with deferred_kernels() as deferred:
             graph_function, cache_key = numba_funcify_and_cache_key(fgraph, **kwargs)
