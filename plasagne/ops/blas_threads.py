@@ -227,8 +227,8 @@ def register_symbols() -> None:
     --------
     >>> register_symbols()
     """
-    from .opaque_calls import _serial_address_function
+    from .opaque_calls import _resolver_symbol
 
     blas_thread_functions()
     threads_usable_function()
-    _serial_address_function()
+    _resolver_symbol()

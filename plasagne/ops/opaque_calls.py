@@ -156,11 +156,19 @@ def opaque_call(
     if serial is not None:
         from .blas_threads import blas_thread_functions, threads_usable_function
 
-        serial_id = _serial_id(key)
-        _LAZY_SERIAL[serial_id] = (serial, arg_spec, f"{key}-serial")
+        # the serial loop is a kernel of its own, built only when a forked child asks
+        serial_key = f"{key}-serial"
+        serial_id = _kernel_id(serial_key)
+        if serial_id not in _KERNELS:
+            _new_kernel(
+                serial_key,
+                lambda: {"__name__": __name__, "kernel": serial()},
+                layout,
+                f"    kernel({layout.views})\n",
+            )
         env.update(
             usable=threads_usable_function(),
-            serial_address=_serial_address_function(),
+            serial_address=_resolver_function(),
             call_address=_intrinsics()["call_address"],
         )
         threaded = f"        kernel({layout.views})\n"
@@ -181,15 +189,8 @@ def opaque_call(
             f"        call_address(address, ({layout.params},))\n"
         )
 
-    def build(cached_only: bool = False) -> int | None:
-        callback = _compile_callback(env, layout, body, key, cached_only)
-        if callback is None:
-            return None
-        _CALLBACKS[cache_key] = callback
-        return callback.address
-
     kernel_id = _kernel_id(key)
-    entry = _KERNELS[kernel_id] = _Kernel(key, build)
+    entry = _new_kernel(key, lambda: env, layout, body)
     collecting = _collecting()
     if collecting is None:
         _address_of(entry)
@@ -264,7 +265,7 @@ class _Layout:
 
 # part of every cache key here: bump when the generated entry or caller code, or the
 # kernel numbering, changes (a cached caller asks for its kernel by number)
-_CODE_VERSION = 4
+_CODE_VERSION = 5
 
 
 class _Kernel:
@@ -286,6 +287,21 @@ _KERNELS: dict[int, _Kernel] = {}
 def _kernel_id(key: str) -> int:
     """The number a caller asks for its kernel by (63 bits of the cache key's hash)."""
     return int(sha256(f"kernel-{_cache_key(key)}".encode()).hexdigest()[:15], 16)
+
+
+def _new_kernel(key: str, make_env: Any, layout: Any, body: str) -> _Kernel:
+    """Register (not build) the kernel whose C callback runs ``body`` over ``layout``'s
+    arguments with the globals ``make_env()`` returns."""
+
+    def build(cached_only: bool = False) -> int | None:
+        callback = _compile_callback(make_env(), layout, body, key, cached_only)
+        if callback is None:
+            return None
+        _CALLBACKS[_cache_key(key)] = callback
+        return callback.address
+
+    kernel = _KERNELS[_kernel_id(key)] = _Kernel(key, build)
+    return kernel
 
 
 def _address_of(kernel: _Kernel) -> int:
@@ -336,6 +352,14 @@ _RESOLVE_SYMBOL = "plasagne_resolve_kernel"
 def _resolver_symbol() -> str:
     """Register :func:`_resolve` with LLVM under its symbol (once per process)."""
     return _register(_RESOLVE_CALLBACK, _RESOLVE_SYMBOL)
+
+
+@cache
+def _resolver_function() -> Any:
+    """:func:`_resolve` as a Numba external function ``resolve(number) -> address``."""
+    from numba.core import types
+
+    return types.ExternalFunction(_resolver_symbol(), types.int64(types.int64))
 
 
 @cache
@@ -413,12 +437,6 @@ def deferred_kernels() -> Iterator[DeferredKernels]:
         _collector.deferred = outer
 
 
-def _serial_id(key: str) -> int:
-    """The number a threaded kernel's callback passes to ask for its serial variant
-    (stable across processes: it is compiled into cached code)."""
-    return int(sha256(_cache_key(key).encode()).hexdigest()[:15], 16)
-
-
 def _cache_key(key: str) -> str:
     """The disk-cache key of ``key``'s callback and caller (with the fast-math setting)."""
     from pytensor.configdefaults import config
@@ -457,39 +475,6 @@ def _compile_callback(
     with emitting_on_demand():  # the kernel's own inner functions are only linked
         callback.compile()
     return callback
-
-
-# serial id -> (builder of the serial kernel, arg spec, key), registered with each threaded
-# kernel; compiled on first use (in a forked child) by _serial_address
-_LAZY_SERIAL: dict[int, tuple] = {}
-# serial id -> its compiled callback's address
-_SERIAL_ADDRESSES: dict[int, int] = {}
-
-
-def _serial_address(serial_id: int) -> int:
-    """The address of a threaded kernel's serial variant, compiled on first use; 0 if it
-    cannot be (the kernel then returns 1 and its caller raises)."""
-    if serial_id not in _SERIAL_ADDRESSES:
-        build, arg_spec, key = _LAZY_SERIAL[serial_id]
-        layout = _Layout(arg_spec)
-        env = {"__name__": __name__, "kernel": build()}
-        callback = _compile_callback(env, layout, f"    kernel({layout.views})\n", key)
-        _CALLBACKS[_cache_key(key)] = callback
-        _SERIAL_ADDRESSES[serial_id] = callback.address
-    return _SERIAL_ADDRESSES[serial_id]
-
-
-_SERIAL_ADDRESS_CALLBACK = _address_callback(_serial_address)
-_SERIAL_ADDRESS_SYMBOL = "plasagne_serial_kernel_address"
-
-
-@cache
-def _serial_address_function() -> Any:
-    """A Numba external function ``serial_address(id) -> int`` (a call into Python)."""
-    from numba.core import types
-
-    _register(_SERIAL_ADDRESS_CALLBACK, _SERIAL_ADDRESS_SYMBOL)
-    return types.ExternalFunction(_SERIAL_ADDRESS_SYMBOL, types.int64(types.int64))
 
 
 @cache
