@@ -69,8 +69,32 @@ def test_a_c_callback_compiled_inside_gets_its_machine_code():
 
 _CACHED = textwrap.dedent(
     """
+    import sys
     import numba, numpy as np
+    from numba.core import codegen
+    from plasagne.ops import lazy_emission
     from plasagne.ops.lazy_emission import emitting_on_demand
+
+    lazy_emission.CACHE_BITCODE = sys.argv[1] == "bitcode"
+    lazy_emission._install()  # its wrappers, which the recorders below call
+    library_class = codegen.JITCodeLibrary
+    kinds = []
+    unserialize = library_class._unserialize.__func__
+
+    def recording(cls, codegen, state):
+        kinds.append(state[1])
+        return unserialize(cls, codegen, state)
+
+    library_class._unserialize = classmethod(recording)
+    saved = []
+    serialize = library_class.serialize_using_object_code
+
+    def recording_save(library):
+        state = serialize(library)
+        saved.append(state[1])
+        return state
+
+    library_class.serialize_using_object_code = recording_save
 
     @numba.njit(no_cpython_wrapper=True, cache=True)
     def step(x):
@@ -82,25 +106,36 @@ _CACHED = textwrap.dedent(
 
     with emitting_on_demand():
         run.compile((numba.float64[::1],))
-    print(run(np.arange(3.0)).tolist(), step.stats.cache_hits.most_common(1))
+    (library,) = [r.library for r in step.overloads.values()]
+    emitted = not getattr(library, "_plasagne_unemitted", False)
+    hits = sum(step.stats.cache_hits.values())
+    print(run(np.arange(3.0)).tolist(), hits, saved, kinds, emitted)
     """
 )
 
 
-def test_a_cached_link_only_function_is_emitted_for_the_cache_and_loads_back(tmp_path):
-    """Saving to the disk cache needs the object code: the library is emitted then, and
-    a second process loads it."""
+@pytest.mark.parametrize("storage", ["bitcode", "object"])
+def test_a_cached_link_only_function_is_stored_and_loads_back(tmp_path, storage):
+    """Stored as optimised bitcode, a link-only library is neither emitted for the disk
+    cache nor when a second process loads it (its caller links it); as object code
+    (CACHE_BITCODE off, Numba's way) it is emitted before it is saved."""
     script = tmp_path / "cached_step.py"
     script.write_text(_CACHED)
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
-    outputs = [
+    first, second = (
         subprocess.run(
-            [sys.executable, str(script)], env=env, capture_output=True, text=True, check=True
+            [sys.executable, str(script), storage],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         for _ in range(2)
-    ]
-    assert outputs[0].startswith("[1.0, 4.0, 7.0] []")
-    assert outputs[1].startswith("[1.0, 4.0, 7.0] [(")
+    )
+    emitted = storage == "object"
+    assert first == f"[1.0, 4.0, 7.0] 0 ['{storage}'] [] {emitted}"
+    # the second process loads it from the cache and saves nothing
+    assert second == f"[1.0, 4.0, 7.0] 1 [] ['{storage}'] {emitted}"
 
 
 def _library(dispatcher):

@@ -13,8 +13,10 @@ Inside :func:`emitting_on_demand`, a library compiled without a Python entry poi
 finalized (verified) but neither optimised as a module nor handed to LLVM's JIT; its
 functions were optimised one by one as Numba always does. It is optimised and emitted
 the first time anything needs its machine code: a function pointer (a C callback's
-address), its object code or bitcode for the disk cache, or its environment pointer (set
-once a module that defines it has been emitted). Linking it into callers needs only its
+address) or its object code; its environment pointer is set once a module that defines
+it has been emitted. Numba's disk cache stores such a library as its optimised LLVM
+bitcode instead of object code (``CACHE_BITCODE``), so saving it emits nothing, and a
+process that loads it in this block links it without emitting it either. Linking it into callers needs only its
 LLVM module; a caller that skips the pipeline (a graph function of
 :mod:`plasagne.ops.numba_linker`) gets it optimised first. ``DEFER_OPTIMISATION = False``
 keeps Numba's per-library optimisation and defers only the machine code. Nothing
@@ -45,6 +47,10 @@ __all__ = ["emitting_on_demand"]
 #: Skip the final optimisation of link-only libraries too (their callers optimise the
 #: code they link); False: optimise each library as Numba does.
 DEFER_OPTIMISATION = True
+
+#: Store link-only libraries in Numba's disk cache as optimised LLVM bitcode, without
+#: emitting them; False: as machine code, which emits them first (Numba's way).
+CACHE_BITCODE = True
 
 _state = threading.local()
 # environment name -> environment, for environments whose global no emitted module
@@ -107,8 +113,10 @@ def _install() -> bool:
                 "_get_compiled_object",
                 "_get_module_for_linking",
                 "serialize_using_bitcode",
+                "serialize_using_object_code",
             )
         }
+        unserialize = library_class._unserialize.__func__
     except (ImportError, AttributeError):  # pragma: no cover - another Numba
         _installed = False
         return False
@@ -145,6 +153,26 @@ def _install() -> bool:
         self._ensure_finalized()
         _ensure_optimised(self)
         return original["serialize_using_bitcode"](self)
+
+    def serialize_using_object_code_wrapper(self: Any) -> Any:
+        # Numba's disk cache stores object code; a library never emitted is stored as
+        # its (optimised) LLVM bitcode instead, which is all its callers link
+        if CACHE_BITCODE and getattr(self, "_plasagne_unemitted", False):
+            return serialize_using_bitcode_wrapper(self)
+        return original["serialize_using_object_code"](self)
+
+    def unserialize_wrapper(cls: Any, codegen: Any, state: Any) -> Any:
+        name, kind, data = state
+        if kind != "bitcode" or not _active():
+            return unserialize(cls, codegen, state)
+        # optimised when it was stored: made ready for linking, emitted on demand
+        from llvmlite import binding
+
+        library = codegen.create_library(name)
+        library._final_module = binding.parse_bitcode(data)
+        library._plasagne_link_only = True
+        library._finalize_final_module()
+        return library
 
     def finalize_final_module_wrapper(self: Any) -> None:
         if not getattr(self, "_plasagne_link_only", False):
@@ -183,6 +211,8 @@ def _install() -> bool:
     library_class._optimize_final_module = optimize_final_module_wrapper
     library_class._get_module_for_linking = module_for_linking_wrapper
     library_class.serialize_using_bitcode = serialize_using_bitcode_wrapper
+    library_class.serialize_using_object_code = serialize_using_object_code_wrapper
+    library_class._unserialize = classmethod(unserialize_wrapper)
     library_class._finalize_final_module = finalize_final_module_wrapper
     library_class._finalize_specific = finalize_specific_wrapper
     library_class.get_pointer_to_function = get_pointer_wrapper
