@@ -210,11 +210,13 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
     from .graph_cleanup import LATE_REDUCE_TAG
     from .numba_linker import DirectNumbaLinker
     from .pool_op import MAX_POOL_KERNEL_TAG
+    from .simple_sum import register_numba as register_simple_sums
 
     resolved = get_mode(mode)
     if isinstance(resolved.linker, NumbaLinker):
         _register_numba()
         register_fast_normal()
+        register_simple_sums()
         included = resolved.including(
             FAST_MATH_TAG,
             FAST_NORMAL_TAG,
