@@ -16,11 +16,12 @@ the first time anything needs its machine code: a function pointer (a C callback
 address) or its object code; its environment pointer is set once a module that defines
 it has been emitted. Numba's disk cache stores such a library as its optimised LLVM
 bitcode instead of object code (``CACHE_BITCODE``), so saving it emits nothing, and a
-process that loads it in this block links it without emitting it either. Linking it into callers needs only its
-LLVM module; a caller that skips the pipeline (a graph function of
-:mod:`plasagne.ops.numba_linker`) gets it optimised first. ``DEFER_OPTIMISATION = False``
-keeps Numba's per-library optimisation and defers only the machine code. Nothing
-changes when Numba's internals differ from what this module expects.
+process that loads it in this block links it without emitting it either. Linking it
+into callers needs only its LLVM module; a caller that skips the pipeline (a graph
+function of :mod:`plasagne.ops.numba_linker`) gets it optimised first.
+``DEFER_OPTIMISATION = False`` keeps Numba's per-library optimisation and defers only the
+machine code. Nothing changes when Numba's internals differ from what this module
+expects.
 
 Examples
 --------
