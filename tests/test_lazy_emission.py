@@ -67,6 +67,26 @@ def test_a_c_callback_compiled_inside_gets_its_machine_code():
     assert callback.ctypes(3.0) == 1.5
 
 
+def test_functions_only_compiled_code_calls_get_no_c_wrapper_inside():
+    """Numba's overload helpers (no Python entry point) get no C-callable wrapper inside
+    the block, as nothing calls it; outside, and for C callbacks and functions with a
+    Python entry point, Numba's wrappers stay."""
+    from plasagne.ops import lazy_emission
+
+    def wrapper_defined(dispatcher):
+        (result,) = dispatcher.overloads.values()
+        return lazy_emission._defines(result.library, result.fndesc.llvm_cfunc_wrapper_name)
+
+    inside, caller = _pair()
+    with emitting_on_demand():
+        caller.compile((numba.float64,))
+    outside, outside_caller = _pair()
+    outside_caller.compile((numba.float64,))
+    assert not wrapper_defined(inside) and wrapper_defined(outside)
+    assert wrapper_defined(caller)  # a Python entry point: Numba's wrappers
+    assert caller(4.0) == outside_caller(4.0) == pytest.approx(6.0)
+
+
 _CACHED = textwrap.dedent(
     """
     import sys

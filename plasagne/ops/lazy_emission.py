@@ -20,8 +20,10 @@ process that loads it in this block links it without emitting it either. Linking
 into callers needs only its LLVM module; a caller that skips the pipeline (a graph
 function of :mod:`plasagne.ops.numba_linker`) gets it optimised first.
 ``DEFER_OPTIMISATION = False`` keeps Numba's per-library optimisation and defers only the
-machine code. Nothing changes when Numba's internals differ from what this module
-expects.
+machine code. Numba also gives each of its overload helpers a C-callable wrapper that
+nothing calls; inside the block they get none (``SKIP_HELPER_CFUNC_WRAPPERS``; C
+callbacks and functions with a Python entry point keep theirs). Nothing changes when
+Numba's internals differ from what this module expects.
 
 Examples
 --------
@@ -52,6 +54,11 @@ DEFER_OPTIMISATION = True
 #: Store link-only libraries in Numba's disk cache as optimised LLVM bitcode, without
 #: emitting them; False: as machine code, which emits them first (Numba's way).
 CACHE_BITCODE = True
+
+#: Inside the block, compile no C-callable wrapper for functions that only compiled code
+#: calls (Numba's overload helpers: no Python entry point, not a C callback); False:
+#: Numba's way, a wrapper for every one of them, which nothing here ever calls.
+SKIP_HELPER_CFUNC_WRAPPERS = True
 
 _state = threading.local()
 # environment name -> environment, for environments whose global no emitted module
@@ -93,7 +100,7 @@ def _install() -> bool:
     if _installed is not None:
         return _installed
     try:
-        from numba.core import codegen, cpu
+        from numba.core import codegen, cpu, typed_passes
 
         library_class = codegen.JITCodeLibrary
         codegen_class = codegen.JITCPUCodegen
@@ -118,9 +125,29 @@ def _install() -> bool:
             )
         }
         unserialize = library_class._unserialize.__func__
+        lowering_pass = typed_passes.BaseNativeLowering
+        run_lowering = lowering_pass.run_pass
     except (ImportError, AttributeError):  # pragma: no cover - another Numba
         _installed = False
         return False
+
+    def run_lowering_wrapper(self: Any, state: Any) -> Any:
+        flags = state.flags
+        # a C callback (numba.cfunc) compiles with no_compile; overload helpers do not
+        skip = (
+            SKIP_HELPER_CFUNC_WRAPPERS
+            and _active()
+            and flags.no_cpython_wrapper
+            and not flags.no_cfunc_wrapper
+            and not flags.no_compile
+        )
+        if not skip:
+            return run_lowering(self, state)
+        flags.no_cfunc_wrapper = True
+        try:
+            return run_lowering(self, state)
+        finally:
+            flags.no_cfunc_wrapper = False
 
     def get_executable_wrapper(self: Any, library: Any, fndesc: Any, env: Any) -> Any:
         # right after lowering, before the library is finalized: a function without
@@ -208,6 +235,7 @@ def _install() -> bool:
         set_env(self, env_name, env)
 
     context_class.get_executable = get_executable_wrapper
+    lowering_pass.run_pass = run_lowering_wrapper
     library_class.finalize = finalize_wrapper
     library_class._optimize_final_module = optimize_final_module_wrapper
     library_class._get_module_for_linking = module_for_linking_wrapper
