@@ -14,7 +14,8 @@ from pytensor.tensor.math import Sum
 
 from plasagne.ops import simple_sum
 from plasagne.ops.fast_math import fast_math_mode
-from plasagne.ops.simple_sum import lowering_sums, register_numba, sum_source
+from plasagne.ops.lowering_scope import plasagne_lowerings
+from plasagne.ops.simple_sum import register_numba, sum_source
 
 register_numba()
 
@@ -88,14 +89,14 @@ def test_complex_and_other_reductions_keep_pytensors_lowering():
     assert not simple_sum._lowerable(m.op, m)
 
 
-def test_dispatch_applies_only_while_lowering_sums(monkeypatch):
+def test_dispatch_applies_only_inside_plasagne_lowerings(monkeypatch):
     x = pt.matrix("x")
     node = x.sum(axis=1).owner
     ours = []
     monkeypatch.setattr(simple_sum, "_lower", lambda *a, **k: ours.append(1) or ("f", "k"))
     numba_funcify_and_cache_key(node.op, node=node)
     assert ours == []
-    with lowering_sums():
+    with plasagne_lowerings():
         assert numba_funcify_and_cache_key(node.op, node=node) == ("f", "k")
     assert ours == [1]
 

@@ -205,6 +205,7 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
 
     from .chunked_corr import CHUNKED_CORR_TAG
     from .corr_pool import CORR_MAX_POOL_TAG
+    from .dimshuffle_view import register_numba as register_dimshuffle_views
     from .fast_random import FAST_NORMAL_TAG
     from .fast_random import register_numba as register_fast_normal
     from .graph_cleanup import LATE_REDUCE_TAG
@@ -217,6 +218,7 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
         _register_numba()
         register_fast_normal()
         register_simple_sums()
+        register_dimshuffle_views()
         included = resolved.including(
             FAST_MATH_TAG,
             FAST_NORMAL_TAG,

@@ -134,15 +134,15 @@ class DirectNumbaLinker(NumbaLinker):
         )
 
         from .kernel_worker import hand_to_worker
+        from .lowering_scope import plasagne_lowerings
         from .opaque_calls import deferred_kernels
-        from .simple_sum import lowering_sums
 
         _install_graph_passes()
         self.kernel_worker = None
         if not config.numba__cache:  # kernels compile at once, in this process
-            with lowering_sums():
+            with plasagne_lowerings():
                 return _as_graph_function(numba_funcify(fgraph, **kwargs).py_func), None
-        with deferred_kernels() as deferred, lowering_sums():
+        with deferred_kernels() as deferred, plasagne_lowerings():
             graph_function, cache_key = numba_funcify_and_cache_key(fgraph, **kwargs)
         # uncached kernels compile in a worker process while this one compiles the rest
         self.kernel_worker = hand_to_worker(deferred)

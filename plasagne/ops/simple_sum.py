@@ -8,12 +8,13 @@ sums took 4.1 s of compiling, most of it in those helpers, for sums of 500 x 10 
 (the big reductions of a step are fused into elementwise loops and lowered elsewhere).
 
 While :class:`plasagne.ops.numba_linker.DirectNumbaLinker` converts a graph
-(:func:`lowering_sums`), ``Sum`` nodes with real dtypes, including the scalar-output
-reductions PyTensor's scalarize rewrites make (``ScalarCAReduce``), are lowered to one
-loop nest over the input in its logical order, accumulating in the Op's accumulator dtype
-into a zeroed result. Other reductions, complex dtypes and every other linker keep
-PyTensor's lowering. The loops read a non-C-contiguous input with strides, which costs
-nothing for small arrays and is still correct for large ones.
+(:func:`plasagne.ops.lowering_scope.plasagne_lowerings`), ``Sum`` nodes with real
+dtypes, including the scalar-output reductions PyTensor's scalarize rewrites make
+(``ScalarCAReduce``), are lowered to one loop nest over the input in its logical order,
+accumulating in the Op's accumulator dtype into a zeroed result. Other reductions,
+complex dtypes and every other linker keep PyTensor's lowering. The loops read a
+non-C-contiguous input with strides, which costs nothing for small arrays and is still
+correct for large ones.
 
 Examples
 --------
@@ -30,44 +31,17 @@ def plasagne_sum(x):
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from hashlib import sha256
 from typing import Any
 
 import numpy as np
 
-__all__ = ["lowering_sums", "register_numba", "sum_source"]
+from .lowering_scope import lowering_active
+
+__all__ = ["register_numba", "sum_source"]
 
 # changes the cache key of every sum lowered here
 _KERNEL_VERSION = 1
-
-_state = threading.local()
-
-
-@contextmanager
-def lowering_sums() -> Iterator[None]:
-    """Sums Numba-funcified in this block (in this thread) are lowered by this module.
-
-    Examples
-    --------
-    >>> with lowering_sums():
-    ...     _active()
-    True
-    >>> _active()
-    False
-    """
-    depth = getattr(_state, "depth", 0)
-    _state.depth = depth + 1
-    try:
-        yield
-    finally:
-        _state.depth = depth
-
-
-def _active() -> bool:
-    return getattr(_state, "depth", 0) > 0
 
 
 def sum_source(
@@ -167,7 +141,7 @@ _registered = False
 
 def register_numba() -> None:
     """Register the loop-nest lowering of sums with PyTensor's Numba dispatch (once;
-    it applies only inside :func:`lowering_sums`).
+    it applies only inside :func:`plasagne.ops.lowering_scope.plasagne_lowerings`).
 
     Examples
     --------
@@ -192,14 +166,14 @@ def register_numba() -> None:
 
     @register_funcify_and_cache_key(Sum)
     def lower_sum(op: Any, node: Any, **kwargs: Any) -> tuple:
-        if _active() and _lowerable(op, node):
+        if lowering_active() and _lowerable(op, node):
             return _lower(op, node, scalar_out=False)
         return pytensor_sum(op, node=node, **kwargs)
 
     @register_funcify_and_cache_key(ScalarCAReduce)
     def lower_scalar_reduce(op: Any, node: Any, **kwargs: Any) -> tuple:
         inner = next((n for n in op.fgraph.apply_nodes if isinstance(n.op, Sum)), None)
-        if _active() and inner is not None and _lowerable(inner.op, inner):
+        if lowering_active() and inner is not None and _lowerable(inner.op, inner):
             return _lower(inner.op, inner, scalar_out=True)
         return pytensor_scalar_reduce(op, node=node, **kwargs)
 
