@@ -203,6 +203,7 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
     """
     from pytensor.link.numba.linker import NumbaLinker
 
+    from .blas_dot import register_numba as register_blas_dot
     from .chunked_corr import CHUNKED_CORR_TAG
     from .corr_pool import CORR_MAX_POOL_TAG
     from .dimshuffle_view import register_numba as register_dimshuffle_views
@@ -219,6 +220,7 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
         register_fast_normal()
         register_simple_sums()
         register_dimshuffle_views()
+        register_blas_dot()
         included = resolved.including(
             FAST_MATH_TAG,
             FAST_NORMAL_TAG,
