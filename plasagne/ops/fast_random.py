@@ -82,7 +82,7 @@ GOLDEN_GAMMA = 0x9E3779B97F4A7C15  # SplitMix64's increment: 2**64 / golden rati
 MIX_1 = 0xBF58476D1CE4E5B9
 MIX_2 = 0x94D049BB133111EB
 TWO_32 = 2.0**32
-_KERNEL_VERSION = 4
+_KERNEL_VERSION = 5
 
 
 def draw_key(rng: np.random.Generator) -> int:
@@ -362,9 +362,10 @@ def _register_numba() -> None:
         return radius * first * first_sign, radius * second * second_sign
 
     @numba_njit(error_model="numpy")
-    def fill(first, second, key, loc, scale):
+    def fill(first, second, key, loc, scale, offset):
+        # draw pair i + offset into first[i], second[i] (the only inlined copy of pair)
         for i in range(first.shape[0]):
-            cos_part, sin_part = pair(i, key)
+            cos_part, sin_part = pair(i + offset, key)
             first[i] = np.float32(loc + scale * cos_part)
             second[i] = np.float32(loc + scale * sin_part)
 
@@ -385,10 +386,9 @@ def _register_numba() -> None:
             half = n // 2
             mu = np.float64(loc.ravel()[0])
             sigma = np.float64(scale.ravel()[0])
-            fill(flat[:half], flat[half : 2 * half], key, mu, sigma)
-            if n % 2 == 1:
-                cos_part, _ = pair(half, key)
-                flat[n - 1] = np.float32(mu + sigma * cos_part)
+            fill(flat[:half], flat[half : 2 * half], key, mu, sigma, 0)
+            if n % 2 == 1:  # the last draw: the first of pair `half`, its second unused
+                fill(flat[n - 1 :], np.empty(1, dtype=np.float32), key, mu, sigma, half)
             return rng, draws
 
         return fast_normal, fast_normal_cache_key(op)
