@@ -136,3 +136,21 @@ def test_errors_name_the_problem():
         )
     with pytest.raises(TypeError, match="must return the output Layer"):
         build_model(lambda p: None, X, y, priors=GaussWeights())
+
+
+def test_data_rows_must_fit_the_input_layer():
+    """Rows of another shape than the input layer declares are refused by build_model
+    and fit, with the layer's name, before any graph is built."""
+    from plasagne.pymc_bridge import fit
+
+    y = np.array([0, 1, 0, 1])
+    build = _mlp((1, 2, 2), 3, 2, softmax)  # the input layer is unnamed: its class names it
+    message = r"build_model: the input layer 'InputLayer' takes rows of shape \(1, 2, 2\), "
+    for shape in [(4, 4), (4, 1, 2, 3), (4, 2, 2, 1)]:
+        found = rf"found X of shape \({', '.join(map(str, shape))}\)"
+        with pytest.raises(ValueError, match=message + found):
+            build_model(build, np.zeros(shape), y, priors=GaussWeights())
+    bnet = build_model(build, np.zeros((4, 1, 2, 2)), y, priors=GaussWeights(), batch_size=2)
+    assert bnet.input_data.get_value().shape == (2, 1, 2, 2)
+    with pytest.raises(ValueError, match=r"fit: the input layer 'InputLayer' takes rows"):
+        fit(bnet, np.zeros((4, 1, 2, 3)), y, n=1, progressbar=False)

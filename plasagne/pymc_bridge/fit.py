@@ -33,7 +33,7 @@ from .checkpoint import (
     set_generator_state,
     updated_shared_variables,
 )
-from .model import BayesianNetwork
+from .model import BayesianNetwork, check_input_shape
 from .reparam import check_estimator, reparameterized_advi_loss, seed_random_generators
 
 __all__ = [
@@ -568,6 +568,7 @@ def _check_data(bnet: BayesianNetwork, X: np.ndarray, y: np.ndarray) -> None:
     want = bnet.input_data.type.ndim
     if X.ndim != want:
         raise ValueError(f"fit: expected X with {want} dimensions, found shape {X.shape}")
+    check_input_shape(bnet.network, X, "fit")
 
 
 def fit(

@@ -170,6 +170,48 @@ def _as_layer(network: Any, priors: Any, model: pm.Model) -> Layer:
     return layer
 
 
+def check_input_shape(network: Layer, X: np.ndarray, where: str) -> None:
+    """Raise a ``ValueError`` naming the network's input layer when the rows of ``X`` do
+    not have the shape it declares (as many axes; each known length equal).
+
+    Parameters
+    ----------
+    network : Layer
+        The output layer; checked against its one ``InputLayer`` (nothing is checked for
+        several inputs or an input without a shape).
+    X : ndarray
+        The data, one row per example.
+    where : str
+        The caller, for the message (``"fit"``, ``"build_model"``, ...).
+
+    Examples
+    --------
+    >>> from plasagne.layers import DenseLayer, InputLayer
+    >>> net = DenseLayer(InputLayer((None, 1, 4, 4), name="input"), 3)
+    >>> check_input_shape(net, np.zeros((5, 1, 4, 4)), "fit")
+    >>> check_input_shape(net, np.zeros((5, 1, 4, 5)), "fit")
+    Traceback (most recent call last):
+    ...
+    ValueError: fit: the input layer 'input' takes rows of shape (1, 4, 4), found X ...
+    """
+    from plasagne.layers import InputLayer, get_all_layers
+
+    inputs = [layer for layer in get_all_layers(network) if isinstance(layer, InputLayer)]
+    if len(inputs) != 1 or inputs[0].shape is None:
+        return
+    layer = inputs[0]
+    declared, found = tuple(layer.shape[1:]), tuple(X.shape[1:])
+    fits = len(declared) == len(found) and all(
+        d is None or d == f for d, f in zip(declared, found, strict=True)
+    )
+    if not fits:
+        name = layer.name or type(layer).__name__
+        raise ValueError(
+            f"{where}: the input layer {name!r} takes rows of shape {declared}, "
+            f"found X of shape {X.shape}"
+        )
+
+
 def _check_targets(likelihood: str, y: np.ndarray, n_out: Any) -> None:
     if likelihood == "categorical":
         if not np.issubdtype(y.dtype, np.integer):
@@ -278,6 +320,7 @@ def build_model(
         model = pm.Model.get_context(error_if_none=False) or pm.Model()
 
     layer = _as_layer(network, priors, model)
+    check_input_shape(layer, X, "build_model")
     n_out = layer.output_shape[-1] if layer.output_shape else None
     _check_targets(likelihood, y, n_out)
 
