@@ -30,7 +30,7 @@ from functools import cache
 from hashlib import sha256
 from typing import Any
 
-from .lowering_scope import lowering_active
+from .lowering_scope import register_lowering
 
 __all__ = ["gemm_operand", "register_numba"]
 
@@ -194,7 +194,9 @@ def _lower(op: Any, node: Any) -> tuple[Any, str]:
     return blas_dot, key.hexdigest()
 
 
-_registered = False
+def _lower_node(op: Any, node: Any) -> tuple[Any, str] | None:
+    """The BLAS product for a float matrix product of one dtype, or None."""
+    return _lower(op, node) if _lowerable(node) else None
 
 
 def register_numba() -> None:
@@ -208,23 +210,8 @@ def register_numba() -> None:
     >>> from pytensor.tensor.math import Dot
     >>> register_numba()
     >>> numba_funcify_and_cache_key.dispatch(Dot).__name__
-    'lower_dot'
+    'lower_under_plasagne_linker'
     """
-    global _registered
-    if _registered:
-        return
-    from pytensor.link.numba.dispatch.basic import (
-        numba_funcify_and_cache_key,
-        register_funcify_and_cache_key,
-    )
     from pytensor.tensor.math import Dot
 
-    pytensor_lowering = numba_funcify_and_cache_key.dispatch(Dot)
-
-    @register_funcify_and_cache_key(Dot)
-    def lower_dot(op: Any, node: Any, **kwargs: Any) -> tuple:
-        if lowering_active() and _lowerable(node):
-            return _lower(op, node)
-        return pytensor_lowering(op, node=node, **kwargs)
-
-    _registered = True
+    register_lowering(Dot, _lower_node)

@@ -30,7 +30,7 @@ from functools import cache
 from hashlib import sha256
 from typing import Any
 
-from .lowering_scope import lowering_active
+from .lowering_scope import register_lowering
 
 __all__ = ["register_numba", "view_layout"]
 
@@ -134,7 +134,11 @@ def _lower(op: Any, node: Any) -> tuple[Any, str]:
     return _view_intrinsic(new_order, drop, unit_axes), key.hexdigest()
 
 
-_registered = False
+def _lower_node(op: Any, node: Any) -> tuple[Any, str] | None:
+    """The intrinsic for a DimShuffle from and to at least one dimension, or None."""
+    if op.input_ndim > 0 and len(op._new_order) > 0:
+        return _lower(op, node)
+    return None
 
 
 def register_numba() -> None:
@@ -147,23 +151,8 @@ def register_numba() -> None:
     >>> from pytensor.tensor.elemwise import DimShuffle
     >>> register_numba()
     >>> numba_funcify_and_cache_key.dispatch(DimShuffle).__name__
-    'lower_dimshuffle'
+    'lower_under_plasagne_linker'
     """
-    global _registered
-    if _registered:
-        return
-    from pytensor.link.numba.dispatch.basic import (
-        numba_funcify_and_cache_key,
-        register_funcify_and_cache_key,
-    )
     from pytensor.tensor.elemwise import DimShuffle
 
-    pytensor_lowering = numba_funcify_and_cache_key.dispatch(DimShuffle)
-
-    @register_funcify_and_cache_key(DimShuffle)
-    def lower_dimshuffle(op: Any, node: Any, **kwargs: Any) -> tuple:
-        if lowering_active() and op.input_ndim > 0 and len(op._new_order) > 0:
-            return _lower(op, node)
-        return pytensor_lowering(op, node=node, **kwargs)
-
-    _registered = True
+    register_lowering(DimShuffle, _lower_node)

@@ -45,6 +45,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from .thread_switch import ThreadSwitch
+
 __all__ = ["emitting_on_demand"]
 
 #: Skip the final optimisation of link-only libraries too (their callers optimise the
@@ -60,6 +62,8 @@ CACHE_BITCODE = True
 #: Numba's way, a wrapper for every one of them, which nothing here ever calls.
 SKIP_HELPER_CFUNC_WRAPPERS = True
 
+_switch = ThreadSwitch()
+# per thread: the libraries being finalized, innermost last
 _state = threading.local()
 # environment name -> environment, for environments whose global no emitted module
 # defines yet (their function's module was not emitted)
@@ -79,16 +83,12 @@ def emitting_on_demand() -> Iterator[None]:
     if not _install():
         yield
         return
-    depth = getattr(_state, "depth", 0)
-    _state.depth = depth + 1
-    try:
+    with _switch.on():
         yield
-    finally:
-        _state.depth = depth
 
 
 def _active() -> bool:
-    return getattr(_state, "depth", 0) > 0
+    return _switch.active()
 
 
 _installed: bool | None = None

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .lowering_scope import lowering_active
+from .lowering_scope import register_lowering
 
 __all__ = ["register_numba", "sum_source"]
 
@@ -136,7 +136,17 @@ def _lower(op: Any, node: Any, scalar_out: bool) -> tuple[Any, str]:
     return kernel, key.hexdigest()
 
 
-_registered = False
+def _lower_node(op: Any, node: Any) -> tuple[Any, str] | None:
+    """The loop nest for a ``Sum`` node or the ``Sum`` inside a ``ScalarCAReduce`` node,
+    or None (PyTensor's lowering) for other reductions and dtypes."""
+    from pytensor.tensor.math import Sum
+
+    if isinstance(op, Sum):
+        return _lower(op, node, scalar_out=False) if _lowerable(op, node) else None
+    inner = next((n for n in op.fgraph.apply_nodes if isinstance(n.op, Sum)), None)
+    if inner is None or not _lowerable(inner.op, inner):
+        return None
+    return _lower(inner.op, inner, scalar_out=True)
 
 
 def register_numba() -> None:
@@ -149,32 +159,10 @@ def register_numba() -> None:
     >>> from pytensor.tensor.math import Sum
     >>> register_numba()
     >>> numba_funcify_and_cache_key.dispatch(Sum).__name__
-    'lower_sum'
+    'lower_under_plasagne_linker'
     """
-    global _registered
-    if _registered:
-        return
-    from pytensor.link.numba.dispatch.basic import (
-        numba_funcify_and_cache_key,
-        register_funcify_and_cache_key,
-    )
     from pytensor.tensor.math import Sum
     from pytensor.tensor.rewriting.scalarize import ScalarCAReduce
 
-    pytensor_sum = numba_funcify_and_cache_key.dispatch(Sum)
-    pytensor_scalar_reduce = numba_funcify_and_cache_key.dispatch(ScalarCAReduce)
-
-    @register_funcify_and_cache_key(Sum)
-    def lower_sum(op: Any, node: Any, **kwargs: Any) -> tuple:
-        if lowering_active() and _lowerable(op, node):
-            return _lower(op, node, scalar_out=False)
-        return pytensor_sum(op, node=node, **kwargs)
-
-    @register_funcify_and_cache_key(ScalarCAReduce)
-    def lower_scalar_reduce(op: Any, node: Any, **kwargs: Any) -> tuple:
-        inner = next((n for n in op.fgraph.apply_nodes if isinstance(n.op, Sum)), None)
-        if lowering_active() and inner is not None and _lowerable(inner.op, inner):
-            return _lower(inner.op, inner, scalar_out=True)
-        return pytensor_scalar_reduce(op, node=node, **kwargs)
-
-    _registered = True
+    register_lowering(Sum, _lower_node)
+    register_lowering(ScalarCAReduce, _lower_node)
