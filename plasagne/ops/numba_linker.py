@@ -25,7 +25,9 @@ With Numba's cache on, the kernels behind C calls that the graph's nodes ask for
 compiled while the graph is converted: cached ones are loaded, the others compile in a
 worker process (:mod:`plasagne.ops.kernel_worker`, kept as ``linker.kernel_worker``) while
 this one compiles the graph; and Numba emits machine code only for what runs
-(:mod:`plasagne.ops.lazy_emission`, around the graph function's compile).
+(:mod:`plasagne.ops.lazy_emission`, around the graph function's compile). While it
+converts a graph, plasagne's quicker-to-compile lowerings of PyTensor's sums,
+DimShuffles and matrix products apply (:mod:`plasagne.ops.lowering_scope`).
 """
 
 from __future__ import annotations
