@@ -79,6 +79,9 @@ def test_float32_numba_resume_is_bit_identical(tmp_path):
     """On Numba in float32 the approximation draws from plasagne's counter-based generator
     (plasagne.ops.fast_random): an interrupted fit resumed from its checkpoint still equals
     the uninterrupted one bit for bit."""
+    from pytensor.tensor.basic import Join
+    from pytensor.tensor.subtensor import IncSubtensor
+
     from plasagne.ops.fast_random import FastNormalDraws
 
     X, y = _blobs(N=60)
@@ -95,6 +98,12 @@ def test_float32_numba_resume_is_bit_identical(tmp_path):
         full = fit(_bnet(X32, y), X32, y, n=n, **kwargs)
         nodes = full.extra["step_function"].maker.fgraph.apply_nodes
         assert any(isinstance(node.op, FastNormalDraws) for node in nodes)
+        # the flat gradient is one Join of the layers' gradients (plasagne.ops.join_slices)
+        flat = full.approximation.params[0].type.shape
+        assert any(
+            isinstance(node.op, Join) and node.outputs[0].type.shape == flat for node in nodes
+        )
+        assert not [n for n in nodes if isinstance(n.op, IncSubtensor) and n.inputs[0].ndim == 1]
         part = fit(
             _bnet(X32, y), X32, y, n=n, callbacks=[interrupt], checkpoint_path=path, **kwargs
         )

@@ -185,8 +185,9 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
     Mode
         ``mode`` including the ``fast_float32_math`` rewrite, the fast float32 normal
         draws (``fast_float32_normal``, :mod:`plasagne.ops.fast_random`), the late
-        removal of sums over length-one axes (:mod:`plasagne.ops.graph_cleanup`) and the
-        chunked correlation, max-pool and fused correlation-pooling kernels
+        removal of sums over length-one axes (:mod:`plasagne.ops.graph_cleanup`), vectors
+        written slice by slice into zeros as one ``Join`` (:mod:`plasagne.ops.join_slices`),
+        the chunked correlation, max-pool and fused correlation-pooling kernels
         (``chunked_corr``, :mod:`plasagne.ops.chunked_corr`; ``max_pool_kernel``,
         :mod:`plasagne.ops.pool_op`; ``corr_max_pool``, :mod:`plasagne.ops.corr_pool`;
         PyTensor's ``NUMBA`` mode has these three already) if its linker is Numba's,
@@ -210,6 +211,7 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
     from .fast_random import FAST_NORMAL_TAG
     from .fast_random import register_numba as register_fast_normal
     from .graph_cleanup import LATE_REDUCE_TAG
+    from .join_slices import JOIN_SLICES_TAG
     from .numba_linker import DirectNumbaLinker
     from .pool_op import MAX_POOL_KERNEL_TAG
     from .simple_sum import register_numba as register_simple_sums
@@ -225,6 +227,7 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
             FAST_MATH_TAG,
             FAST_NORMAL_TAG,
             LATE_REDUCE_TAG,
+            JOIN_SLICES_TAG,
             CHUNKED_CORR_TAG,
             MAX_POOL_KERNEL_TAG,
             CORR_MAX_POOL_TAG,
