@@ -83,6 +83,12 @@ def test_numba_kernel_matches_reference(numba_mode):
     assert got.dtype == np.float32 and got.shape == (3, 40001)
     want = 0.5 + 2.0 * normals_from_key(first_key(5), 3 * 40001)
     np.testing.assert_allclose(got.ravel(), want, rtol=1e-6, atol=2e-6)
+    # 60,001 pairs: drawn in blocks on Numba's threads, behind a C call
+    from plasagne.ops import blas_threads, opaque_calls
+
+    if blas_threads.parallel_kernels():
+        keys = [kernel.key for kernel in opaque_calls._KERNELS.values()]
+        assert any(key.startswith("plasagne-fast-normal-fill") for key in keys)
 
 
 def test_perform_matches_numba(numba_mode):

@@ -213,6 +213,7 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
     from .graph_cleanup import LATE_REDUCE_TAG
     from .join_slices import JOIN_SLICES_TAG
     from .numba_linker import DirectNumbaLinker
+    from .parallel_elemwise import register_numba as register_parallel_elemwise
     from .pool_op import MAX_POOL_KERNEL_TAG
     from .simple_sum import register_numba as register_simple_sums
 
@@ -223,6 +224,7 @@ def fast_math_mode(mode: str | Mode | None) -> Mode:
         register_simple_sums()
         register_dimshuffle_views()
         register_blas_dot()
+        register_parallel_elemwise()
         included = resolved.including(
             FAST_MATH_TAG,
             FAST_NORMAL_TAG,

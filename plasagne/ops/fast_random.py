@@ -82,7 +82,12 @@ GOLDEN_GAMMA = 0x9E3779B97F4A7C15  # SplitMix64's increment: 2**64 / golden rati
 MIX_1 = 0xBF58476D1CE4E5B9
 MIX_2 = 0x94D049BB133111EB
 TWO_32 = 2.0**32
-_KERNEL_VERSION = 5
+_KERNEL_VERSION = 6
+
+# draws of at least this many pairs are split into blocks on Numba's threads (at most
+# _MAX_BLOCKS of them)
+_MIN_BLOCK_PAIRS = 2**13
+_MAX_BLOCKS = 8
 
 
 def draw_key(rng: np.random.Generator) -> int:
@@ -293,17 +298,25 @@ def fast_normal_cache_key(op: FastNormalDraws) -> str:
     """
     from hashlib import sha256
 
-    text = f"plasagne.FastNormalDraws(ndim={op.ndim}, inplace={op.inplace}, v{_KERNEL_VERSION})"
+    from .blas_threads import parallel_kernels
+    from .opaque_calls import kernel_salt
+
+    salt = kernel_salt(_KERNEL_VERSION, parallel_kernels())
+    text = f"plasagne.FastNormalDraws(ndim={op.ndim}, inplace={op.inplace}, {salt})"
     return sha256(text.encode()).hexdigest()
 
 
 def _register_numba() -> None:
     import numba.np.unsafe.ndarray as numba_ndarray
+    from numba import prange
     from pytensor.link.numba.dispatch.basic import (
         numba_njit,
         register_funcify_and_cache_key,
     )
     from pytensor.link.numba.dispatch.compile_ops import numba_deepcopy
+
+    from .blas_threads import parallel_kernels
+    from .opaque_calls import kernel_salt, node_loop_behind_call
 
     float64_from_bits, bits_of_float64 = make_bit_casts(signed=False)
 
@@ -369,9 +382,46 @@ def _register_numba() -> None:
             first[i] = np.float32(loc + scale * cos_part)
             second[i] = np.float32(loc + scale * sin_part)
 
+    def fill_blocks(first, second, params, key_bits):
+        # blocks of pairs on Numba's threads: pair low + i into first[low + i], second[...]
+        half = first.shape[0]
+        blocks = max(1, min(_MAX_BLOCKS, half // _MIN_BLOCK_PAIRS))
+        for block in prange(blocks):
+            index = np.int64(block)
+            low = half * index // blocks
+            high = half * (index + 1) // blocks
+            key = np.uint64(key_bits)
+            fill(first[low:high], second[low:high], key, params[0], params[1], low)
+
     @register_funcify_and_cache_key(FastNormalDraws)
     def numba_fast_normal(op: FastNormalDraws, node: Any = None, **kwargs: Any) -> Any:
         ndim, inplace = op.ndim, op.inplace
+        parallel = parallel_kernels()
+        if parallel:
+            salt = kernel_salt(_KERNEL_VERSION, parallel)
+            # one kernel for draws of every size and rank (the key names no shape)
+            fill_pairs = node_loop_behind_call(
+                op,
+                node,
+                salt,
+                fill_blocks,
+                numba_njit,
+                parallel,
+                [("float32", 1), ("float32", 1), ("float64", 1), "int64"],
+                key=f"plasagne-fast-normal-fill-{salt}",
+            )
+
+            @numba_njit
+            def fill_all(first, second, key, mu, sigma):
+                if first.shape[0] >= _MIN_BLOCK_PAIRS:
+                    fill_pairs(first, second, np.array([mu, sigma]), np.int64(key))
+                else:
+                    fill(first, second, key, mu, sigma, 0)
+        else:
+
+            @numba_njit
+            def fill_all(first, second, key, mu, sigma):
+                fill(first, second, key, mu, sigma, 0)
 
         @numba_njit
         def fast_normal(rng, size, loc, scale):
@@ -386,7 +436,7 @@ def _register_numba() -> None:
             half = n // 2
             mu = np.float64(loc.ravel()[0])
             sigma = np.float64(scale.ravel()[0])
-            fill(flat[:half], flat[half : 2 * half], key, mu, sigma, 0)
+            fill_all(flat[:half], flat[half : 2 * half], key, mu, sigma)
             if n % 2 == 1:  # the last draw: the first of pair `half`, its second unused
                 fill(flat[n - 1 :], np.empty(1, dtype=np.float32), key, mu, sigma, half)
             return rng, draws

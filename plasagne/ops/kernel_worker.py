@@ -216,12 +216,14 @@ def _run(job: dict[str, Any], report: Any) -> None:
     from pytensor.link.numba.dispatch.basic import numba_funcify
 
     from plasagne.ops.fast_math import fast_math_mode
+    from plasagne.ops.lowering_scope import plasagne_lowerings
 
     fast_math_mode("NUMBA")  # registers the kernels' Numba implementations
     for index, (op, types) in enumerate(job["nodes"]):
         try:
             node = op.make_node(*[kind() for kind in types])
-            numba_funcify(op, node=node)
+            with plasagne_lowerings():  # as the linker converts nodes
+                numba_funcify(op, node=node)
             report(f"done {index}")
         except Exception:
             import traceback

@@ -598,10 +598,13 @@ def node_loop_behind_call(
     parallel: bool,
     arg_spec: Sequence[tuple[str | None, int] | str],
     single_threaded_blas: bool = False,
+    key: str | None = None,
 ) -> Any:
     """An Op's ``prange`` loop behind a C call (:func:`threads_behind_call`), keyed by the
-    Op, its node's dtype, its cache salt and the loop's name; an array entry of
-    ``arg_spec`` with dtype None takes the node's dtype (its first input's).
+    Op, its node's dtype, its cache salt and the loop's name (or by ``key``, for a loop
+    that serves nodes of other settings too); an array entry of ``arg_spec`` with dtype
+    None takes the node's dtype (its first input's). A kernel worker can build it from
+    the node.
 
     Examples
     --------
@@ -616,11 +619,12 @@ def node_loop_behind_call(
     >>> out.tolist()
     [0.0, 2.0, 4.0]
     """
-    dtype = node.inputs[0].dtype
+    if key is None or any(not isinstance(e, str) and e[0] is None for e in arg_spec):
+        dtype = node.inputs[0].dtype
     spec = [
         entry if isinstance(entry, str) else (entry[0] or dtype, entry[1]) for entry in arg_spec
     ]
-    key = kernel_key(op, dtype, salt, loop.__name__)
+    key = key or kernel_key(op, dtype, salt, loop.__name__)
     call = threads_behind_call(loop, numba_njit, parallel, spec, key, single_threaded_blas)
     kernel = _KERNELS[_kernel_id(key)]
     if kernel.address is None:  # deferred: a kernel worker can build it from the node

@@ -1,0 +1,398 @@
+"""Elementwise loops with fast float kernels on both cores, on Numba.
+
+An ADVI step's elementwise work over the flat parameter vectors ran on one core while the
+other waited: PyTensor lowers an ``Elemwise`` to one serial loop. Loops bound by memory
+gain nothing from a second thread here (an Adam-like update of 2.6 M float32 numbers:
+4.0 ms serial, 4.4 ms on two threads), but loops that evaluate
+:mod:`plasagne.ops.fast_math`'s kernels (``softplus``, ``sigmoid``, ``tanh``, ``exp``,
+``log``) are bound by arithmetic: in the Bayesian MLP's step the ``softplus`` of the 1.3 M
+``rho`` parameters took 2.4-2.9 ms, the entropy's sum of their ``log`` 3.5 ms and the
+update loop with its ``sigmoid`` 3.2 ms.
+
+While :class:`plasagne.ops.numba_linker.DirectNumbaLinker` converts a graph
+(:mod:`plasagne.ops.lowering_scope`), such a loop is lowered to a ``prange`` loop over
+blocks of the flattened arrays, behind a C call (:mod:`plasagne.ops.opaque_calls`; serial
+in a forked child). It applies to an ``Elemwise``, a ``ScalarizedElemwise`` (PyTensor's
+Elemwise with native scalar inputs) and a ``FusedElemwise`` whose every output is a sum
+over all its elements (each block sums its part in the accumulator dtype, then the
+blocks' sums are added), when:
+
+- the scalar Op holds a fast kernel;
+- every array input either has the loop's broadcast pattern (a full input) or is
+  broadcast on every axis (one number), with at least one full input;
+- the loop is not known to be small (fewer than :data:`MIN_PARALLEL_SIZE` elements);
+- kernels may run parallel (:func:`plasagne.ops.blas_threads.parallel_kernels`).
+
+Full inputs must have one shape (a ``ValueError`` otherwise) and are made C-contiguous
+(a copy only for strided views); outputs that PyTensor allows in place overwrite their
+input. The loop calls the scalar function PyTensor's lowering calls, so elementwise
+results are the same numbers; sums are added in another order. Other nodes keep
+PyTensor's lowering.
+
+Examples
+--------
+>>> import pytensor.tensor as pt
+>>> lowerable(pt.exp(pt.vector("x", dtype="float32", shape=(2**20,))).owner)
+False
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from hashlib import sha256
+from typing import Any
+
+import numpy as np
+
+from .lowering_scope import register_lowering
+
+__all__ = ["MIN_PARALLEL_SIZE", "caller_source", "loop_source", "lowerable", "register_numba"]
+
+#: Loops known to run over fewer elements than this keep PyTensor's serial loop.
+MIN_PARALLEL_SIZE = 2**16
+
+# elements per block at least, and blocks at most (two threads, some balance)
+_MIN_BLOCK = 2**14
+_MAX_BLOCKS = 8
+
+_KERNEL_VERSION = 4
+
+
+@dataclass(frozen=True)
+class _Loop:
+    """What the lowering of one node needs: its Elemwise, input kinds and reductions."""
+
+    elemwise: Any  # the Elemwise node (the node itself, or the one inside a fused Op)
+    kinds: tuple[str, ...]  # per input: "full", "one" (broadcast array) or "number"
+    reduced: tuple[str, ...] | None  # accumulator dtype per output, or None: no sums
+
+
+def _holds_fast_kernel(scalar_op: Any) -> bool:
+    from pytensor.scalar.basic import Composite
+
+    from .fast_math import _FAST_SCALAR_OPS
+
+    if isinstance(scalar_op, Composite):
+        return any(isinstance(n.op, _FAST_SCALAR_OPS) for n in scalar_op.fgraph.apply_nodes)
+    return isinstance(scalar_op, _FAST_SCALAR_OPS)
+
+
+def _input_kinds(node: Any, elemwise: Any) -> tuple[str, ...] | None:
+    """``"full"``, ``"one"`` or ``"number"`` per input of ``node``, or None when an input
+    is broadcast on some axes only or none is full."""
+    from pytensor.scalar.basic import ScalarType
+
+    pattern = elemwise.outputs[0].type.broadcastable
+    kinds = []
+    for variable in node.inputs:
+        if isinstance(variable.type, ScalarType):
+            kinds.append("number")
+        elif variable.type.broadcastable == pattern:
+            kinds.append("full")
+        elif all(variable.type.broadcastable):
+            kinds.append("one")
+        else:
+            return None
+    return tuple(kinds) if "full" in kinds else None
+
+
+def _full_sums(op: Any, elemwise: Any) -> tuple[str, ...] | None:
+    """The accumulator dtypes when every output of a FusedElemwise is a sum over every
+    axis that is not broadcast, else None."""
+    from pytensor.scalar.basic import Add
+
+    if op.indexed_inputs or op.indexed_outputs or not op.reduced_outputs:
+        return None
+    dtypes = []
+    pattern = elemwise.outputs[0].type.broadcastable
+    for spec in op.reduced_outputs:
+        if spec is None or not isinstance(spec[0], Add):
+            return None
+        _, axes, identity, acc_dtype = spec
+        kept = [axis for axis in range(len(pattern)) if axis not in axes]
+        if identity != 0 or not all(pattern[axis] for axis in kept):
+            return None
+        dtypes.append(str(np.dtype(acc_dtype)))
+    return tuple(dtypes)
+
+
+def _plan(op: Any, node: Any) -> _Loop | None:
+    """What to lower for ``node``, or None when it keeps PyTensor's lowering."""
+    from pytensor.tensor.elemwise import Elemwise
+    from pytensor.tensor.rewriting.fused_elemwise import FusedElemwise
+    from pytensor.tensor.rewriting.scalarize import ScalarizedElemwise
+
+    if type(op) is Elemwise:
+        elemwise, reduced = node, None
+    elif isinstance(op, ScalarizedElemwise | FusedElemwise):
+        inner = [n for n in op.fgraph.apply_nodes if isinstance(n.op, Elemwise)]
+        if len(inner) != 1 or len(inner[0].inputs) != len(node.inputs):
+            return None
+        elemwise = inner[0]
+        reduced = None if isinstance(op, ScalarizedElemwise) else _full_sums(op, elemwise)
+        if isinstance(op, FusedElemwise) and reduced is None:
+            return None
+    else:
+        return None
+    if not _holds_fast_kernel(elemwise.op.scalar_op):
+        return None
+    kinds = _input_kinds(node, elemwise)
+    if kinds is None:
+        return None
+    shape = elemwise.outputs[0].type.shape
+    if None not in shape and int(np.prod(shape)) < MIN_PARALLEL_SIZE:
+        return None
+    return _Loop(elemwise, kinds, reduced)
+
+
+def lowerable(node: Any) -> bool:
+    """Whether ``node`` gets the parallel loop (see the module's conditions; the last, on
+    parallel kernels, is not checked here).
+
+    Examples
+    --------
+    >>> import pytensor.tensor as pt
+    >>> lowerable(pt.exp(pt.vector("x", shape=(4,))).owner)
+    False
+    """
+    return _plan(node.op, node) is not None
+
+
+def loop_source(name: str, kinds: tuple[str, ...], n_outputs: int, summed: bool) -> str:
+    """Source of the block loop ``name(inputs..., outputs...)`` over 1-D arrays.
+
+    Each block writes its elements of every output through PyTensor's own vectorised loop
+    (``_vectorized``, which tells LLVM that inputs and outputs do not overlap, so a loop
+    over many arrays still vectorises), the outputs passed as inputs it writes in place
+    and ``core`` ignoring them; or, ``summed``, adds its part of each output in ``ACC<k>``
+    into that output's slot ``block``.
+
+    Examples
+    --------
+    >>> print(loop_source("demo", ("full", "one"), 1, True))
+    def demo(in0, in1, out0):
+        n = in0.shape[0]
+        blocks = max(1, min(MAX_BLOCKS, n // MIN_BLOCK))
+        for block in prange(blocks):
+            index = np.int64(block)
+            low = n * index // blocks
+            high = n * (index + 1) // blocks
+            one1 = in1[0]
+            part_in0 = in0[low:high]
+            sum0 = ACC0(0)
+            for i in range(high - low):
+                value = core(part_in0[i], one1)
+                sum0 += ACC0(value)
+            out0[index] = sum0
+    <BLANKLINE>
+    """
+    ins = [f"in{i}" for i in range(len(kinds))]
+    outs = [f"out{k}" for k in range(n_outputs)]
+    first = kinds.index("full")
+    lines = [
+        f"def {name}({', '.join(ins + outs)}):",
+        f"    n = in{first}.shape[0]",
+        "    blocks = max(1, min(MAX_BLOCKS, n // MIN_BLOCK))",
+        "    for block in prange(blocks):",
+        "        index = np.int64(block)",
+        "        low = n * index // blocks",
+        "        high = n * (index + 1) // blocks",
+    ]
+    if not summed:
+        parts = [f"in{i}[low:high]" if kind == "full" else f"in{i}" for i, kind in enumerate(kinds)]
+        parts += [f"out{k}[low:high]" for k in range(n_outputs)]
+        lines.append(
+            "        _vectorized(core_writing, IN_BC, OUT_BC, OUT_DTYPES, INPLACE, True, (), "
+            f"({', '.join(parts)},), CORE_SHAPES, None, NO_INDEXED_INPUTS, "
+            "NO_INDEXED_OUTPUTS, NO_REDUCE_OUTPUTS, False)"
+        )
+        return "\n".join(lines) + "\n"
+    args = [f"part_in{i}[i]" if kind == "full" else f"one{i}" for i, kind in enumerate(kinds)]
+    lines += [f"        one{i} = in{i}[0]" for i, kind in enumerate(kinds) if kind != "full"]
+    full = [i for i, kind in enumerate(kinds) if kind == "full"]
+    lines += [f"        part_in{i} = in{i}[low:high]" for i in full]
+    lines += [f"        sum{k} = ACC{k}(0)" for k in range(n_outputs)]
+    lines.append("        for i in range(high - low):")
+    lines.append(f"            value = core({', '.join(args)})")
+    values = ["value"] if n_outputs == 1 else [f"value[{k}]" for k in range(n_outputs)]
+    lines += [f"            sum{k} += ACC{k}({v})" for k, v in enumerate(values)]
+    lines += [f"        out{k}[index] = sum{k}" for k in range(n_outputs)]
+    return "\n".join(lines) + "\n"
+
+
+def _vectorized_scope(core: Any, kinds: tuple[str, ...], out_dtypes: tuple[str, ...]) -> dict:
+    """The globals of a block loop that calls PyTensor's ``_vectorized``: a core taking
+    the outputs as extra inputs (ignored; they are written in place) and the literals."""
+    from pytensor.link.numba.dispatch import basic as numba_basic
+    from pytensor.link.numba.dispatch.vectorize_codegen import (
+        NO_INDEXED_INPUTS,
+        NO_INDEXED_OUTPUTS,
+        NO_REDUCE_OUTPUTS,
+        _vectorized,
+        encode_literals,
+    )
+
+    n_in, n_out = len(kinds), len(out_dtypes)
+    names = [f"i{i}" for i in range(n_in)] + [f"o{k}" for k in range(n_out)]
+    source = f"def core_writing({', '.join(names)}):\n    return core({', '.join(names[:n_in])})\n"
+    scope: dict[str, Any] = {"core": core}
+    exec(compile(source, "<plasagne core writing>", "exec"), scope)
+    bc = [(kind != "full",) for kind in kinds] + [(False,)] * n_out
+    return {
+        "_vectorized": _vectorized,
+        "core_writing": numba_basic.numba_njit(forceinline=True)(scope["core_writing"]),
+        "IN_BC": encode_literals(tuple(bc)),
+        "OUT_BC": encode_literals(tuple((False,) for _ in range(n_out))),
+        "OUT_DTYPES": encode_literals(out_dtypes),
+        "INPLACE": encode_literals(tuple((k, n_in + k) for k in range(n_out))),
+        "CORE_SHAPES": tuple(() for _ in range(n_out)),
+        "NO_INDEXED_INPUTS": NO_INDEXED_INPUTS,
+        "NO_INDEXED_OUTPUTS": NO_INDEXED_OUTPUTS,
+        "NO_REDUCE_OUTPUTS": NO_REDUCE_OUTPUTS,
+    }
+
+
+def caller_source(
+    kinds: tuple[str, ...],
+    inplace: dict[int, int],
+    out_ndims: tuple[int | None, ...],
+    summed: bool,
+) -> str:
+    """Source of the node's function: contiguous flat inputs of one shape, the outputs
+    (or the blocks' sums), the loop. ``out_ndims`` holds each output's rank, None for a
+    native scalar.
+
+    Examples
+    --------
+    >>> print(caller_source(("full", "full"), {0: 1}, (1,), False))
+    def parallel_elemwise(x0, x1):
+        a0 = np.ascontiguousarray(x0)
+        a1 = np.ascontiguousarray(x1)
+        if a1.shape != a0.shape:
+            raise ValueError(MISMATCH)
+        out0 = a1
+        loop(a0.reshape(-1), a1.reshape(-1), out0.reshape(-1))
+        return out0
+    <BLANKLINE>
+    """
+    full = [i for i, kind in enumerate(kinds) if kind == "full"]
+    first = full[0]
+    lines = [f"def parallel_elemwise({', '.join(f'x{i}' for i in range(len(kinds)))}):"]
+    for i, kind in enumerate(kinds):
+        if kind == "full":
+            lines.append(f"    a{i} = np.ascontiguousarray(x{i})")
+        elif kind == "one":
+            lines.append(f"    a{i} = np.ascontiguousarray(x{i}).reshape(1)")
+        else:
+            lines.append(f"    a{i} = np.full(1, x{i}, dtype=IN{i})")
+    for i in full[1:]:
+        lines.append(f"    if a{i}.shape != a{first}.shape:")
+        lines.append("        raise ValueError(MISMATCH)")
+    n_outputs = len(out_ndims)
+    for k in range(n_outputs):
+        if summed:
+            lines.append(f"    out{k} = np.zeros(MAX_BLOCKS, dtype=ACC{k})")
+        elif k in inplace and kinds[inplace[k]] == "full":
+            lines.append(f"    out{k} = a{inplace[k]}")
+        else:
+            lines.append(f"    out{k} = np.empty(a{first}.shape, dtype=OUT{k})")
+    flat_ins = [f"a{i}.reshape(-1)" if kind == "full" else f"a{i}" for i, kind in enumerate(kinds)]
+    flat_outs = [f"out{k}" if summed else f"out{k}.reshape(-1)" for k in range(n_outputs)]
+    lines.append(f"    loop({', '.join(flat_ins + flat_outs)})")
+    results = [f"out{k}" for k in range(n_outputs)]
+    if summed:
+        for k, ndim in enumerate(out_ndims):
+            total = f"OUT{k}(out{k}.sum())"
+            shape = "(" + "1, " * ndim + ")" if ndim is not None else None
+            lines.append(
+                f"    result{k} = {total}"
+                if ndim is None
+                else f"    result{k} = np.full({shape}, {total}, dtype=OUT{k})"
+            )
+        results = [f"result{k}" for k in range(n_outputs)]
+    joined = ", ".join(results)
+    lines.append(f"    return {joined}" if n_outputs == 1 else f"    return ({joined},)")
+    return "\n".join(lines) + "\n"
+
+
+def _lower(op: Any, node: Any) -> tuple[Any, str] | None:
+    """The parallel loop for ``node`` and its cache key, or None for PyTensor's lowering."""
+    from numba import prange
+    from pytensor.link.numba.dispatch import basic as numba_basic
+    from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
+    from pytensor.scalar.basic import ScalarType
+
+    from .blas_threads import parallel_kernels
+    from .opaque_calls import kernel_salt, node_loop_behind_call
+
+    plan = _plan(op, node)
+    if plan is None or not parallel_kernels():
+        return None
+    elemwise = plan.elemwise
+    scalar_node = elemwise.op.make_scalar_node(*elemwise.inputs)
+    core, scalar_key = numba_funcify_and_cache_key(elemwise.op.scalar_op, node=scalar_node)
+    if scalar_key is None or getattr(core, "handles_out", False):
+        return None
+    kinds, summed = plan.kinds, plan.reduced is not None
+    in_dtypes = tuple(v.type.dtype for v in node.inputs)
+    out_dtypes = tuple(v.type.dtype for v in node.outputs)
+    out_ndims = tuple(None if isinstance(v.type, ScalarType) else v.type.ndim for v in node.outputs)
+    loop_dtypes = plan.reduced or out_dtypes
+    inplace = {} if summed else dict(elemwise.op.inplace_pattern)
+    settings = (_KERNEL_VERSION, scalar_key, kinds, in_dtypes, loop_dtypes, summed)
+    name = f"elemwise_loop_{sha256(str(settings).encode()).hexdigest()[:20]}"
+    accumulators = {f"ACC{k}": np.dtype(d).type for k, d in enumerate(plan.reduced or ())}
+    scope: dict[str, Any] = {
+        "np": np,
+        "prange": prange,
+        "core": core,
+        "MAX_BLOCKS": _MAX_BLOCKS,
+        "MIN_BLOCK": _MIN_BLOCK,
+        **accumulators,
+    }
+    if not summed:
+        scope.update(_vectorized_scope(core, kinds, out_dtypes))
+    source = loop_source(name, kinds, len(out_dtypes), summed)
+    exec(compile(source, f"<{name}>", "exec"), scope)
+    salt = kernel_salt(_KERNEL_VERSION, True)
+    spec = [(dtype, 1) for dtype in in_dtypes + loop_dtypes]
+    loop = node_loop_behind_call(op, node, salt, scope[name], numba_basic.numba_njit, True, spec)
+    caller_scope: dict[str, Any] = {
+        "np": np,
+        "loop": loop,
+        "MAX_BLOCKS": _MAX_BLOCKS,
+        "MISMATCH": f"{op}: inputs of different shapes",
+        **accumulators,
+        **{f"IN{i}": np.dtype(d) for i, d in enumerate(in_dtypes)},
+        **{f"OUT{k}": np.dtype(d).type for k, d in enumerate(out_dtypes)},
+    }
+    source = caller_source(kinds, inplace, out_ndims, summed)
+    exec(compile(source, "<plasagne parallel elemwise>", "exec"), caller_scope)
+    function = numba_basic.numba_njit(caller_scope["parallel_elemwise"])
+    key = ("plasagne-parallel-elemwise", settings, salt, out_dtypes, out_ndims, inplace)
+    return function, sha256(str(key).encode()).hexdigest()
+
+
+def register_numba() -> None:
+    """Register the parallel lowering of loops with fast kernels (once; it applies only
+    inside :func:`plasagne.ops.lowering_scope.plasagne_lowerings`).
+
+    Examples
+    --------
+    >>> from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
+    >>> from pytensor.tensor.elemwise import Elemwise
+    >>> register_numba()
+    >>> numba_funcify_and_cache_key.dispatch(Elemwise).__name__
+    'lower_under_plasagne_linker'
+    """
+    from pytensor.tensor.elemwise import Elemwise
+    from pytensor.tensor.rewriting.fused_elemwise import FusedElemwise
+    from pytensor.tensor.rewriting.scalarize import ScalarizedElemwise
+
+    for op_type in (Elemwise, ScalarizedElemwise, FusedElemwise):
+        register_lowering(op_type, _lower_node)
+
+
+def _lower_node(op: Any, node: Any) -> tuple[Any, str] | None:
+    # looks _lower up when called (tests record what it lowers)
+    return _lower(op, node)

@@ -1,0 +1,212 @@
+"""Elementwise loops with fast kernels on Numba's threads (plasagne.ops.parallel_elemwise)."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pytensor.compile.mode import Mode
+from pytensor.link.numba.linker import NumbaLinker
+from pytensor.tensor.rewriting.fused_elemwise import FusedElemwise
+from pytensor.tensor.rewriting.scalarize import ScalarizedElemwise
+
+from plasagne.ops import blas_threads, parallel_elemwise
+from plasagne.ops.fast_math import fast_math_mode
+from plasagne.ops.parallel_elemwise import caller_source, loop_source
+
+pytestmark = pytest.mark.skipif(
+    not blas_threads.parallel_kernels(), reason=f"kernels serial: {blas_threads.why_serial()}"
+)
+
+F32 = "float32"
+
+
+def update_outputs(rho, g, m, v, t):
+    """An Adam-like update through a sigmoid, as PyMC's step has: three outputs, a step
+    size computed from a scalar (PyTensor passes it as a native number)."""
+    lr = 0.01 * pt.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+    grad = g * pt.sigmoid(rho)
+    m2 = 0.9 * m + 0.1 * grad
+    v2 = 0.999 * v + 0.001 * grad * grad
+    return [rho - lr * m2 / (pt.sqrt(v2) + 1e-8), m2, v2]
+
+
+def update_numpy(rho, g, m, v, t):
+    lr = 0.01 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+    grad = g.astype(np.float64) / (1 + np.exp(-rho.astype(np.float64)))
+    m2 = 0.9 * m + 0.1 * grad
+    v2 = 0.999 * v + 0.001 * grad * grad
+    return [rho - lr * m2 / (np.sqrt(v2) + 1e-8), m2, v2]
+
+
+def softplus_numpy(x):
+    return np.logaddexp(0.0, x.astype(np.float64))
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    """Functions of vectors of any length, compiled once for the module: which of their
+    nodes got the parallel loop is recorded."""
+    lowered = []
+    original = parallel_elemwise._lower
+
+    def recording(op, node):
+        result = original(op, node)
+        lowered.append((type(op).__name__, result is not None))
+        return result
+
+    parallel_elemwise._lower = recording
+    mode = fast_math_mode("NUMBA")
+    try:
+        with pytensor.config.change_flags(floatX=F32):
+            x, y, rho, g, m, v = (pt.vector(n, dtype=F32) for n in ("x", "y", "rho", "g", "m", "v"))
+            t = pt.scalar("t", dtype=F32)
+            graphs = {
+                "softplus": ([x], pt.softplus(x)),
+                "times_tanh": ([x, y], pt.tanh(x) * y + 1),
+                "update": ([rho, g, m, v, t], update_outputs(rho, g, m, v, t)),
+                "entropy": ([x, y], ((-0.5 * pt.sqr(x)) - pt.log(y)).sum(acc_dtype="float64")),
+            }
+            functions = {k: pytensor.function(*graph, mode=mode) for k, graph in graphs.items()}
+            # the same graphs with PyTensor's own lowering: the reference implementation
+            pytensors = Mode(linker=NumbaLinker(), optimizer=mode.provided_optimizer)
+            references = {k: pytensor.function(*g, mode=pytensors) for k, g in graphs.items()}
+    finally:
+        parallel_elemwise._lower = original
+    return functions, lowered, references
+
+
+def nodes(f):
+    return [type(n.op) for n in f.maker.fgraph.apply_nodes]
+
+
+def test_the_loops_of_every_kind_are_lowered(compiled):
+    functions, lowered, _ = compiled
+    assert ("Elemwise", True) in lowered
+    assert ("ScalarizedElemwise", True) in lowered  # the update with its native step size
+    assert ("FusedElemwise", True) in lowered  # the entropy's sum
+    assert ScalarizedElemwise in nodes(functions["update"])
+    assert FusedElemwise in nodes(functions["entropy"])
+
+
+lengths = st.sampled_from([0, 1, 2, 7, 16383, 16384, 16385, 65537, 200001])
+
+
+@given(lengths, st.integers(0, 2**31))
+def test_softplus_and_products_equal_numpy(compiled, n, seed):
+    functions, _, references = compiled
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(n) * 8).astype(F32)
+    y = rng.standard_normal(n).astype(F32)
+    got = functions["softplus"](x)
+    np.testing.assert_allclose(got, softplus_numpy(x), rtol=2e-7, atol=1e-30)
+    np.testing.assert_array_equal(got, references["softplus"](x))
+    got = functions["times_tanh"](x, y)
+    np.testing.assert_allclose(got, np.tanh(x.astype(np.float64)) * y + 1, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got, references["times_tanh"](x, y), rtol=2e-7, atol=1e-7)
+
+
+@given(lengths, st.integers(0, 2**31), st.sampled_from([1.0, 3.0, 250.0]))
+def test_update_with_three_outputs_equals_numpy(compiled, n, seed, t):
+    functions, _, references = compiled
+    rng = np.random.default_rng(seed)
+    rho, g, m = (rng.standard_normal(n).astype(F32) for _ in range(3))
+    v = np.abs(rng.standard_normal(n)).astype(F32)
+    got = functions["update"](rho.copy(), g, m.copy(), v.copy(), np.float32(t))
+    reference = references["update"](rho.copy(), g, m.copy(), v.copy(), np.float32(t))
+    for a, b, c in zip(got, reference, update_numpy(rho, g, m, v, t), strict=True):
+        assert a.dtype == np.float32 and a.shape == (n,)
+        np.testing.assert_allclose(a, b, rtol=3e-7, atol=1e-7)
+        np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-5)
+
+
+@given(lengths, st.integers(0, 2**31))
+def test_sum_of_a_fused_loop_equals_numpy(compiled, n, seed):
+    functions, _, references = compiled
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n).astype(F32)
+    y = (np.abs(rng.standard_normal(n)) + 0.01).astype(F32)
+    want = (-0.5 * x.astype(np.float64) ** 2 - np.log(y.astype(np.float64))).sum()
+    got = functions["entropy"](x, y)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(got, references["entropy"](x, y), rtol=1e-5, atol=1e-4)
+
+
+def test_inputs_of_different_shapes_are_an_error(compiled):
+    functions, _, references = compiled
+    with pytest.raises(ValueError):
+        functions["times_tanh"](np.zeros(70000, F32), np.zeros(70001, F32))
+
+
+def test_strided_and_matrix_inputs():
+    """A transposed view is copied to a contiguous array first; matrices are flattened."""
+    x = pt.matrix("x", dtype=F32)
+    f = pytensor.function([x], pt.softplus(x.T) * 2, mode=fast_math_mode("NUMBA"))
+    value = np.random.default_rng(0).standard_normal((300, 500)).astype(F32)
+    np.testing.assert_allclose(f(value), 2 * softplus_numpy(value.T), rtol=2e-7)
+
+
+def test_which_nodes_are_lowerable():
+    """Decided from the graph: fast kernels, full or single-number inputs, not small."""
+    mode = Mode(linker="py", optimizer=fast_math_mode("NUMBA").provided_optimizer)
+    x = pt.matrix("x", dtype=F32, shape=(None, 800))
+    bias = pt.matrix("b", dtype=F32, shape=(1, 800))
+    number = pt.scalar("c", dtype=F32)
+    small = pt.vector("s", dtype=F32, shape=(1000,))
+    double = pt.matrix("d", dtype="float64")
+    cases = {
+        "softplus": ([x], pt.softplus(x), True),
+        "times one number": ([x, number], pt.tanh(x) * number, True),
+        "row broadcast": ([x, bias], pt.tanh(x + bias), False),
+        "no fast kernel": ([x], x * 2 + 1, False),
+        "small": ([small], pt.softplus(small), False),
+        "float64": ([double], pt.softplus(double), False),
+    }
+    for name, (inputs, expr, expected) in cases.items():
+        f = pytensor.function(inputs, expr, mode=mode)
+        graph = f.maker.fgraph.apply_nodes
+        assert any(parallel_elemwise.lowerable(n) for n in graph) == expected, name
+
+
+def test_loop_and_caller_sources():
+    loop = loop_source("demo", ("full", "one", "number"), 2, False)
+    assert "_vectorized(core_writing" in loop and "(in0[low:high], in1, in2, out0[low:high]" in loop
+    summed = loop_source("demo", ("full",), 1, True)
+    assert "sum0 += ACC0(value)" in summed and "out0[index] = sum0" in summed
+    caller = caller_source(("full", "number"), {}, (None,), True)
+    assert "a1 = np.full(1, x1, dtype=IN1)" in caller
+    assert "result0 = OUT0(out0.sum())" in caller
+    inplace = caller_source(("full", "full"), {1: 0}, (2, 2), False)
+    assert "out1 = a0" in inplace and "out0 = np.empty(a0.shape, dtype=OUT0)" in inplace
+
+
+FORKED = """
+import os
+import numpy as np, pytensor, pytensor.tensor as pt
+import plasagne
+from plasagne.ops.fast_math import fast_math_mode
+x = pt.vector("x", dtype="float32")
+f = pytensor.function([x], pt.softplus(x) * 3, mode=fast_math_mode("NUMBA"))
+value = np.linspace(-20, 20, 300001).astype("float32")
+want = f(value)
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if np.array_equal(f(value), want) else 3)
+print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+@pytest.mark.backend
+def test_a_forked_process_runs_the_loop_serially():
+    if not hasattr(os, "fork"):
+        pytest.skip("needs fork")
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", FORKED], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "0", done.stderr[-2000:]
