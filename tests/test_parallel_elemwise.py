@@ -17,7 +17,7 @@ from pytensor.tensor.rewriting.scalarize import ScalarizedElemwise
 
 from plasagne.ops import blas_threads, parallel_elemwise
 from plasagne.ops.fast_math import fast_math_mode
-from plasagne.ops.parallel_elemwise import caller_source, loop_source
+from plasagne.ops.parallel_elemwise import caller_source, loop_source, rows_caller_source
 
 pytestmark = pytest.mark.skipif(
     not blas_threads.parallel_kernels(), reason=f"kernels serial: {blas_threads.why_serial()}"
@@ -66,11 +66,14 @@ def compiled():
         with pytensor.config.change_flags(floatX=F32):
             x, y, rho, g, m, v = (pt.vector(n, dtype=F32) for n in ("x", "y", "rho", "g", "m", "v"))
             t = pt.scalar("t", dtype=F32)
+            h = pt.tensor3("h", dtype=F32)
+            bias = pt.tensor3("bias", dtype=F32, shape=(1, None, 1))
             graphs = {
                 "softplus": ([x], pt.softplus(x)),
                 "times_tanh": ([x, y], pt.tanh(x) * y + 1),
                 "update": ([rho, g, m, v, t], update_outputs(rho, g, m, v, t)),
                 "entropy": ([x, y], ((-0.5 * pt.sqr(x)) - pt.log(y)).sum(acc_dtype="float64")),
+                "hidden": ([h, bias, t], pt.tanh(h + bias) * t),
             }
             functions = {k: pytensor.function(*graph, mode=mode) for k, graph in graphs.items()}
             # the same graphs with PyTensor's own lowering: the reference implementation
@@ -92,6 +95,7 @@ def test_the_loops_of_every_kind_are_lowered(compiled):
     assert ("FusedElemwise", True) in lowered  # the entropy's sum
     assert ScalarizedElemwise in nodes(functions["update"])
     assert FusedElemwise in nodes(functions["entropy"])
+    assert sum(done for _, done in lowered) == len(functions), lowered
 
 
 lengths = st.sampled_from([0, 1, 2, 7, 16383, 16384, 16385, 65537, 200001])
@@ -137,6 +141,23 @@ def test_sum_of_a_fused_loop_equals_numpy(compiled, n, seed):
     np.testing.assert_allclose(got, references["entropy"](x, y), rtol=1e-5, atol=1e-4)
 
 
+@given(st.sampled_from([0, 1, 3, 40, 300]), st.integers(0, 2**31))
+def test_rows_with_a_broadcast_bias_equal_numpy(compiled, n, seed):
+    """tanh(h + bias) * t, bias broadcast over rows and the last axis, t a number: blocks
+    of rows."""
+    functions, lowered, references = compiled
+    rng = np.random.default_rng(seed)
+    h = rng.standard_normal((n, 64, 30)).astype(F32)
+    bias = rng.standard_normal((1, 64, 1)).astype(F32)
+    got = functions["hidden"](h, bias, np.float32(1.5))
+    want = np.tanh(h.astype(np.float64) + bias) * 1.5
+    assert got.shape == (n, 64, 30)
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-6)
+    np.testing.assert_allclose(got, references["hidden"](h, bias, np.float32(1.5)), 3e-7, 1e-7)
+    with pytest.raises(ValueError):
+        functions["hidden"](h, np.zeros((1, 63, 1), F32), np.float32(1.5))
+
+
 def test_inputs_of_different_shapes_are_an_error(compiled):
     functions, _, references = compiled
     with pytest.raises(ValueError):
@@ -162,7 +183,8 @@ def test_which_nodes_are_lowerable():
     cases = {
         "softplus": ([x], pt.softplus(x), True),
         "times one number": ([x, number], pt.tanh(x) * number, True),
-        "row broadcast": ([x, bias], pt.tanh(x + bias), False),
+        "row broadcast": ([x, bias], pt.tanh(x + bias), True),
+        "row broadcast of a sum": ([x, bias], (pt.tanh(x + bias)).sum(axis=1), False),
         "no fast kernel": ([x], x * 2 + 1, False),
         "small": ([small], pt.softplus(small), False),
         "float64": ([double], pt.softplus(double), False),
@@ -174,15 +196,20 @@ def test_which_nodes_are_lowerable():
 
 
 def test_loop_and_caller_sources():
-    loop = loop_source("demo", ("full", "one", "number"), 2, False)
+    loop = loop_source("demo", (True, False, False), 2, False)
     assert "_vectorized(core_writing" in loop and "(in0[low:high], in1, in2, out0[low:high]" in loop
-    summed = loop_source("demo", ("full",), 1, True)
+    summed = loop_source("demo", (True,), 1, True)
     assert "sum0 += ACC0(value)" in summed and "out0[index] = sum0" in summed
     caller = caller_source(("full", "number"), {}, (None,), True)
     assert "a1 = np.full(1, x1, dtype=IN1)" in caller
     assert "result0 = OUT0(out0.sum())" in caller
     inplace = caller_source(("full", "full"), {1: 0}, (2, 2), False)
     assert "out1 = a0" in inplace and "out0 = np.empty(a0.shape, dtype=OUT0)" in inplace
+    patterns = ((True, False, False), (False, False, False), (True, True, True))
+    rows = rows_caller_source(("part", "full", "number"), patterns, {0: 1}, 1)
+    assert "a2 = np.full((1, 1, 1, ), x2, dtype=IN2)" in rows
+    assert "if a0.shape[1] != a1.shape[1]:" in rows and "a0.shape[0]" not in rows
+    assert "out0 = a1" in rows
 
 
 FORKED = """

@@ -55,7 +55,7 @@ MIN_PARALLEL_SIZE = 2**16
 _MIN_BLOCK = 2**14
 _MAX_BLOCKS = 8
 
-_KERNEL_VERSION = 4
+_KERNEL_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,9 @@ class _Loop:
     """What the lowering of one node needs: its Elemwise, input kinds and reductions."""
 
     elemwise: Any  # the Elemwise node (the node itself, or the one inside a fused Op)
-    kinds: tuple[str, ...]  # per input: "full", "one" (broadcast array) or "number"
+    kinds: tuple[str, ...]  # per input: "full", "one", "part" (broadcast on some axes), "number"
     reduced: tuple[str, ...] | None  # accumulator dtype per output, or None: no sums
+    rows: bool  # blocks of rows of N-d arrays (some input is broadcast on some axes only)
 
 
 def _holds_fast_kernel(scalar_op: Any) -> bool:
@@ -78,8 +79,8 @@ def _holds_fast_kernel(scalar_op: Any) -> bool:
 
 
 def _input_kinds(node: Any, elemwise: Any) -> tuple[str, ...] | None:
-    """``"full"``, ``"one"`` or ``"number"`` per input of ``node``, or None when an input
-    is broadcast on some axes only or none is full."""
+    """``"full"``, ``"one"``, ``"part"`` or ``"number"`` per input of ``node``, or None
+    when no input has the loop's broadcast pattern."""
     from pytensor.scalar.basic import ScalarType
 
     pattern = elemwise.outputs[0].type.broadcastable
@@ -92,7 +93,7 @@ def _input_kinds(node: Any, elemwise: Any) -> tuple[str, ...] | None:
         elif all(variable.type.broadcastable):
             kinds.append("one")
         else:
-            return None
+            kinds.append("part")
     return tuple(kinds) if "full" in kinds else None
 
 
@@ -139,10 +140,13 @@ def _plan(op: Any, node: Any) -> _Loop | None:
     kinds = _input_kinds(node, elemwise)
     if kinds is None:
         return None
-    shape = elemwise.outputs[0].type.shape
-    if None not in shape and int(np.prod(shape)) < MIN_PARALLEL_SIZE:
+    out_type = elemwise.outputs[0].type
+    if None not in out_type.shape and int(np.prod(out_type.shape)) < MIN_PARALLEL_SIZE:
         return None
-    return _Loop(elemwise, kinds, reduced)
+    rows = "part" in kinds
+    if rows and (reduced is not None or out_type.ndim < 2 or out_type.broadcastable[0]):
+        return None  # partly broadcast inputs: only blocks of rows of an elementwise loop
+    return _Loop(elemwise, kinds, reduced, rows)
 
 
 def lowerable(node: Any) -> bool:
@@ -158,18 +162,19 @@ def lowerable(node: Any) -> bool:
     return _plan(node.op, node) is not None
 
 
-def loop_source(name: str, kinds: tuple[str, ...], n_outputs: int, summed: bool) -> str:
-    """Source of the block loop ``name(inputs..., outputs...)`` over 1-D arrays.
+def loop_source(name: str, sliced: tuple[bool, ...], n_outputs: int, summed: bool) -> str:
+    """Source of the block loop ``name(inputs..., outputs...)``: blocks of the leading
+    axis of the outputs, of the inputs that are ``sliced`` (the others are passed whole).
 
-    Each block writes its elements of every output through PyTensor's own vectorised loop
+    Each block writes its part of every output through PyTensor's own vectorised loop
     (``_vectorized``, which tells LLVM that inputs and outputs do not overlap, so a loop
     over many arrays still vectorises), the outputs passed as inputs it writes in place
-    and ``core`` ignoring them; or, ``summed``, adds its part of each output in ``ACC<k>``
-    into that output's slot ``block``.
+    and ``core`` ignoring them; or, ``summed`` (1-D inputs), adds its part of each output
+    in ``ACC<k>`` into that output's slot ``block``.
 
     Examples
     --------
-    >>> print(loop_source("demo", ("full", "one"), 1, True))
+    >>> print(loop_source("demo", (True, False), 1, True))
     def demo(in0, in1, out0):
         n = in0.shape[0]
         blocks = max(1, min(MAX_BLOCKS, n // MIN_BLOCK))
@@ -186,20 +191,27 @@ def loop_source(name: str, kinds: tuple[str, ...], n_outputs: int, summed: bool)
             out0[index] = sum0
     <BLANKLINE>
     """
-    ins = [f"in{i}" for i in range(len(kinds))]
+    ins = [f"in{i}" for i in range(len(sliced))]
     outs = [f"out{k}" for k in range(n_outputs)]
-    first = kinds.index("full")
-    lines = [
-        f"def {name}({', '.join(ins + outs)}):",
-        f"    n = in{first}.shape[0]",
-        "    blocks = max(1, min(MAX_BLOCKS, n // MIN_BLOCK))",
+    head = [f"def {name}({', '.join(ins + outs)}):"]
+    if summed:
+        head += [
+            f"    n = in{sliced.index(True)}.shape[0]",
+            "    blocks = max(1, min(MAX_BLOCKS, n // MIN_BLOCK))",
+        ]
+    else:
+        head += [
+            "    n = out0.shape[0]",
+            "    blocks = max(1, min(MAX_BLOCKS, n, out0.size // MIN_BLOCK))",
+        ]
+    lines = head + [
         "    for block in prange(blocks):",
         "        index = np.int64(block)",
         "        low = n * index // blocks",
         "        high = n * (index + 1) // blocks",
     ]
     if not summed:
-        parts = [f"in{i}[low:high]" if kind == "full" else f"in{i}" for i, kind in enumerate(kinds)]
+        parts = [f"in{i}[low:high]" if cut else f"in{i}" for i, cut in enumerate(sliced)]
         parts += [f"out{k}[low:high]" for k in range(n_outputs)]
         lines.append(
             "        _vectorized(core_writing, IN_BC, OUT_BC, OUT_DTYPES, INPLACE, True, (), "
@@ -207,10 +219,9 @@ def loop_source(name: str, kinds: tuple[str, ...], n_outputs: int, summed: bool)
             "NO_INDEXED_OUTPUTS, NO_REDUCE_OUTPUTS, False)"
         )
         return "\n".join(lines) + "\n"
-    args = [f"part_in{i}[i]" if kind == "full" else f"one{i}" for i, kind in enumerate(kinds)]
-    lines += [f"        one{i} = in{i}[0]" for i, kind in enumerate(kinds) if kind != "full"]
-    full = [i for i, kind in enumerate(kinds) if kind == "full"]
-    lines += [f"        part_in{i} = in{i}[low:high]" for i in full]
+    args = [f"part_in{i}[i]" if cut else f"one{i}" for i, cut in enumerate(sliced)]
+    lines += [f"        one{i} = in{i}[0]" for i, cut in enumerate(sliced) if not cut]
+    lines += [f"        part_in{i} = in{i}[low:high]" for i, cut in enumerate(sliced) if cut]
     lines += [f"        sum{k} = ACC{k}(0)" for k in range(n_outputs)]
     lines.append("        for i in range(high - low):")
     lines.append(f"            value = core({', '.join(args)})")
@@ -220,9 +231,15 @@ def loop_source(name: str, kinds: tuple[str, ...], n_outputs: int, summed: bool)
     return "\n".join(lines) + "\n"
 
 
-def _vectorized_scope(core: Any, kinds: tuple[str, ...], out_dtypes: tuple[str, ...]) -> dict:
+def _vectorized_scope(
+    core: Any,
+    in_patterns: tuple[tuple[bool, ...], ...],
+    out_pattern: tuple[bool, ...],
+    out_dtypes: tuple[str, ...],
+) -> dict:
     """The globals of a block loop that calls PyTensor's ``_vectorized``: a core taking
-    the outputs as extra inputs (ignored; they are written in place) and the literals."""
+    the outputs as extra inputs (ignored; they are written in place) and the literals
+    (the inputs' and outputs' broadcast patterns as the loop sees them)."""
     from pytensor.link.numba.dispatch import basic as numba_basic
     from pytensor.link.numba.dispatch.vectorize_codegen import (
         NO_INDEXED_INPUTS,
@@ -232,17 +249,17 @@ def _vectorized_scope(core: Any, kinds: tuple[str, ...], out_dtypes: tuple[str, 
         encode_literals,
     )
 
-    n_in, n_out = len(kinds), len(out_dtypes)
+    n_in, n_out = len(in_patterns), len(out_dtypes)
     names = [f"i{i}" for i in range(n_in)] + [f"o{k}" for k in range(n_out)]
     source = f"def core_writing({', '.join(names)}):\n    return core({', '.join(names[:n_in])})\n"
     scope: dict[str, Any] = {"core": core}
     exec(compile(source, "<plasagne core writing>", "exec"), scope)
-    bc = [(kind != "full",) for kind in kinds] + [(False,)] * n_out
+    bc = list(in_patterns) + [out_pattern] * n_out
     return {
         "_vectorized": _vectorized,
         "core_writing": numba_basic.numba_njit(forceinline=True)(scope["core_writing"]),
         "IN_BC": encode_literals(tuple(bc)),
-        "OUT_BC": encode_literals(tuple((False,) for _ in range(n_out))),
+        "OUT_BC": encode_literals((out_pattern,) * n_out),
         "OUT_DTYPES": encode_literals(out_dtypes),
         "INPLACE": encode_literals(tuple((k, n_in + k) for k in range(n_out))),
         "CORE_SHAPES": tuple(() for _ in range(n_out)),
@@ -315,6 +332,56 @@ def caller_source(
     return "\n".join(lines) + "\n"
 
 
+def rows_caller_source(
+    kinds: tuple[str, ...],
+    patterns: tuple[tuple[bool, ...], ...],
+    inplace: dict[int, int],
+    n_outputs: int,
+) -> str:
+    """Source of the node's function for blocks of rows: contiguous N-d inputs, each axis
+    that is not broadcast of the first full input's length (``ValueError`` otherwise),
+    native numbers as arrays of ones' shape, the outputs, the loop.
+
+    Examples
+    --------
+    >>> print(rows_caller_source(("full", "part"), ((False, False), (True, False)), {}, 1))
+    def parallel_elemwise(x0, x1):
+        a0 = np.ascontiguousarray(x0)
+        a1 = np.ascontiguousarray(x1)
+        if a1.shape[1] != a0.shape[1]:
+            raise ValueError(MISMATCH)
+        out0 = np.empty(a0.shape, dtype=OUT0)
+        loop(a0, a1, out0)
+        return out0
+    <BLANKLINE>
+    """
+    first = kinds.index("full")
+    lines = [f"def parallel_elemwise({', '.join(f'x{i}' for i in range(len(kinds)))}):"]
+    for i, kind in enumerate(kinds):
+        if kind == "number":
+            ones = "(" + "1, " * len(patterns[i]) + ")"
+            lines.append(f"    a{i} = np.full({ones}, x{i}, dtype=IN{i})")
+        else:
+            lines.append(f"    a{i} = np.ascontiguousarray(x{i})")
+    for i, kind in enumerate(kinds):
+        if i == first or kind in ("number", "one"):
+            continue
+        for axis, broadcast in enumerate(patterns[i]):
+            if not broadcast:
+                lines.append(f"    if a{i}.shape[{axis}] != a{first}.shape[{axis}]:")
+                lines.append("        raise ValueError(MISMATCH)")
+    for k in range(n_outputs):
+        if k in inplace and kinds[inplace[k]] == "full":
+            lines.append(f"    out{k} = a{inplace[k]}")
+        else:
+            lines.append(f"    out{k} = np.empty(a{first}.shape, dtype=OUT{k})")
+    arrays = [f"a{i}" for i in range(len(kinds))] + [f"out{k}" for k in range(n_outputs)]
+    lines.append(f"    loop({', '.join(arrays)})")
+    results = ", ".join(f"out{k}" for k in range(n_outputs))
+    lines.append(f"    return {results}" if n_outputs == 1 else f"    return ({results},)")
+    return "\n".join(lines) + "\n"
+
+
 def _lower(op: Any, node: Any) -> tuple[Any, str] | None:
     """The parallel loop for ``node`` and its cache key, or None for PyTensor's lowering."""
     from numba import prange
@@ -339,7 +406,18 @@ def _lower(op: Any, node: Any) -> tuple[Any, str] | None:
     out_ndims = tuple(None if isinstance(v.type, ScalarType) else v.type.ndim for v in node.outputs)
     loop_dtypes = plan.reduced or out_dtypes
     inplace = {} if summed else dict(elemwise.op.inplace_pattern)
-    settings = (_KERNEL_VERSION, scalar_key, kinds, in_dtypes, loop_dtypes, summed)
+    ndim = elemwise.outputs[0].type.ndim if plan.rows else 1
+    if plan.rows:  # N-d arrays; numbers become arrays of ones' shape
+        patterns = tuple(
+            (True,) * ndim if kind == "number" else v.type.broadcastable
+            for kind, v in zip(kinds, node.inputs, strict=True)
+        )
+        out_pattern = elemwise.outputs[0].type.broadcastable
+    else:  # flat: full inputs, and single numbers
+        patterns = tuple((kind != "full",) for kind in kinds)
+        out_pattern = (False,)
+    sliced = tuple(not pattern[0] for pattern in patterns)
+    settings = (_KERNEL_VERSION, scalar_key, kinds, in_dtypes, loop_dtypes, summed, patterns)
     name = f"elemwise_loop_{sha256(str(settings).encode()).hexdigest()[:20]}"
     accumulators = {f"ACC{k}": np.dtype(d).type for k, d in enumerate(plan.reduced or ())}
     scope: dict[str, Any] = {
@@ -351,11 +429,11 @@ def _lower(op: Any, node: Any) -> tuple[Any, str] | None:
         **accumulators,
     }
     if not summed:
-        scope.update(_vectorized_scope(core, kinds, out_dtypes))
-    source = loop_source(name, kinds, len(out_dtypes), summed)
+        scope.update(_vectorized_scope(core, patterns, out_pattern, out_dtypes))
+    source = loop_source(name, sliced, len(out_dtypes), summed)
     exec(compile(source, f"<{name}>", "exec"), scope)
     salt = kernel_salt(_KERNEL_VERSION, True)
-    spec = [(dtype, 1) for dtype in in_dtypes + loop_dtypes]
+    spec = [(dtype, ndim) for dtype in in_dtypes + loop_dtypes]  # sums: flat, ndim 1
     loop = node_loop_behind_call(op, node, salt, scope[name], numba_basic.numba_njit, True, spec)
     caller_scope: dict[str, Any] = {
         "np": np,
@@ -366,7 +444,10 @@ def _lower(op: Any, node: Any) -> tuple[Any, str] | None:
         **{f"IN{i}": np.dtype(d) for i, d in enumerate(in_dtypes)},
         **{f"OUT{k}": np.dtype(d).type for k, d in enumerate(out_dtypes)},
     }
-    source = caller_source(kinds, inplace, out_ndims, summed)
+    if plan.rows:
+        source = rows_caller_source(kinds, patterns, inplace, len(out_dtypes))
+    else:
+        source = caller_source(kinds, inplace, out_ndims, summed)
     exec(compile(source, "<plasagne parallel elemwise>", "exec"), caller_scope)
     function = numba_basic.numba_njit(caller_scope["parallel_elemwise"])
     key = ("plasagne-parallel-elemwise", settings, salt, out_dtypes, out_ndims, inplace)
