@@ -11,23 +11,26 @@ update loop with its ``sigmoid`` 3.2 ms.
 
 While :class:`plasagne.ops.numba_linker.DirectNumbaLinker` converts a graph
 (:mod:`plasagne.ops.lowering_scope`), such a loop is lowered to a ``prange`` loop over
-blocks of the flattened arrays, behind a C call (:mod:`plasagne.ops.opaque_calls`; serial
-in a forked child). It applies to an ``Elemwise``, a ``ScalarizedElemwise`` (PyTensor's
-Elemwise with native scalar inputs) and a ``FusedElemwise`` whose every output is a sum
-over all its elements (each block sums its part in the accumulator dtype, then the
-blocks' sums are added), when:
+blocks of the flattened arrays, or of the leading axis when an input is broadcast on
+some axes only (a hidden layer's bias), behind a C call (:mod:`plasagne.ops.opaque_calls`;
+serial in a forked child). Each block runs PyTensor's own vectorised loop on its slices.
+It applies to an ``Elemwise``, a ``ScalarizedElemwise`` (PyTensor's Elemwise with native
+scalar inputs) and a ``FusedElemwise`` whose every output is a sum over all its elements
+(each block sums its part in the accumulator dtype, then the blocks' sums are added),
+when:
 
 - the scalar Op holds a fast kernel;
-- every array input either has the loop's broadcast pattern (a full input) or is
-  broadcast on every axis (one number), with at least one full input;
+- some array input has the loop's broadcast pattern (a full input); the others are
+  full, single numbers, or broadcast on some axes (then the blocks are of the output's
+  leading axis, which must not be broadcast; not for sums);
 - the loop is not known to be small (fewer than :data:`MIN_PARALLEL_SIZE` elements);
 - kernels may run parallel (:func:`plasagne.ops.blas_threads.parallel_kernels`).
 
-Full inputs must have one shape (a ``ValueError`` otherwise) and are made C-contiguous
-(a copy only for strided views); outputs that PyTensor allows in place overwrite their
-input. The loop calls the scalar function PyTensor's lowering calls, so elementwise
-results are the same numbers; sums are added in another order. Other nodes keep
-PyTensor's lowering.
+Every axis an input does not broadcast must have the output's length (a ``ValueError``
+otherwise); inputs are made C-contiguous (a copy only for strided views); outputs that
+PyTensor allows in place overwrite their input. The loop calls the scalar function
+PyTensor's lowering calls (results agree within a float32 ulp: LLVM may contract
+differently); sums are added in another order. Other nodes keep PyTensor's lowering.
 
 Examples
 --------
