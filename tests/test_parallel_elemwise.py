@@ -188,6 +188,7 @@ def test_which_nodes_are_lowerable():
         "no fast kernel": ([x], x * 2 + 1, False),
         "small": ([small], pt.softplus(small), False),
         "float64": ([double], pt.softplus(double), False),
+        "complex output": ([x], pt.softplus(x) * pt.complex(x, x), False),
     }
     for name, (inputs, expr, expected) in cases.items():
         f = pytensor.function(inputs, expr, mode=mode)

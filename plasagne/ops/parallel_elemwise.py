@@ -19,7 +19,7 @@ scalar inputs) and a ``FusedElemwise`` whose every output is a sum over all its 
 (each block sums its part in the accumulator dtype, then the blocks' sums are added),
 when:
 
-- the scalar Op holds a fast kernel;
+- the scalar Op holds a fast kernel, and every input and output is real or boolean;
 - some array input has the loop's broadcast pattern (a full input); the others are
   full, single numbers, or broadcast on some axes (then the blocks are of the output's
   leading axis, which must not be broadcast; not for sums);
@@ -59,6 +59,10 @@ _MIN_BLOCK = 2**14
 _MAX_BLOCKS = 8
 
 _KERNEL_VERSION = 5
+
+_DTYPES = frozenset(
+    ["bool", "float32", "float64"] + [f"{s}int{b}" for s in ("", "u") for b in (8, 16, 32, 64)]
+)
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,8 @@ def _plan(op: Any, node: Any) -> _Loop | None:
         return None
     if not _holds_fast_kernel(elemwise.op.scalar_op):
         return None
+    if any(v.type.dtype not in _DTYPES for v in (*node.inputs, *node.outputs)):
+        return None  # the C call passes real and boolean arrays only
     kinds = _input_kinds(node, elemwise)
     if kinds is None:
         return None
