@@ -158,6 +158,30 @@ def test_rows_with_a_broadcast_bias_equal_numpy(compiled, n, seed):
         functions["hidden"](h, np.zeros((1, 63, 1), F32), np.float32(1.5))
 
 
+def test_large_loop_without_fast_kernels():
+    """A loop bound by memory over a parameter vector's known length (mu + sigma * eps)."""
+    n = 2**20 + 3
+    mu, sigma, eps = (pt.matrix(name, dtype=F32, shape=(1, n)) for name in ("mu", "s", "e"))
+    lowered = []
+    original = parallel_elemwise._lower
+
+    def recording(op, node):
+        result = original(op, node)
+        lowered.append(result is not None)
+        return result
+
+    parallel_elemwise._lower = recording
+    try:
+        f = pytensor.function([mu, sigma, eps], mu + sigma * eps, mode=fast_math_mode("NUMBA"))
+    finally:
+        parallel_elemwise._lower = original
+    assert lowered == [True]
+    rng = np.random.default_rng(5)
+    values = [rng.standard_normal((1, n)).astype(F32) for _ in range(3)]
+    want = values[0] + values[1] * values[2]
+    np.testing.assert_allclose(f(*values), want, rtol=1e-6, atol=1e-6)
+
+
 def test_inputs_of_different_shapes_are_an_error(compiled):
     functions, _, references = compiled
     with pytest.raises(ValueError):
@@ -179,6 +203,7 @@ def test_which_nodes_are_lowerable():
     bias = pt.matrix("b", dtype=F32, shape=(1, 800))
     number = pt.scalar("c", dtype=F32)
     small = pt.vector("s", dtype=F32, shape=(1000,))
+    large = pt.matrix("l", dtype=F32, shape=(1, 2**20))
     double = pt.matrix("d", dtype="float64")
     cases = {
         "softplus": ([x], pt.softplus(x), True),
@@ -186,6 +211,8 @@ def test_which_nodes_are_lowerable():
         "row broadcast": ([x, bias], pt.tanh(x + bias), True),
         "row broadcast of a sum": ([x, bias], (pt.tanh(x + bias)).sum(axis=1), False),
         "no fast kernel": ([x], x * 2 + 1, False),
+        "no fast kernel, large": ([large], large * 2 + 1, True),
+        "no fast kernel, large sum": ([large], (large * 2 + 1).sum(), False),
         "small": ([small], pt.softplus(small), False),
         "float64": ([double], pt.softplus(double), False),
         "complex output": ([x], pt.softplus(x) * pt.complex(x, x), False),

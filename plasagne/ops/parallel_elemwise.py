@@ -19,7 +19,10 @@ scalar inputs) and a ``FusedElemwise`` whose every output is a sum over all its 
 (each block sums its part in the accumulator dtype, then the blocks' sums are added),
 when:
 
-- the scalar Op holds a fast kernel, and every input and output is real or boolean;
+- the scalar Op holds a fast kernel, or the loop is elementwise only (no sums) over at
+  least :data:`MIN_MEMORY_BOUND_SIZE` elements known from the graph (bound by memory, it
+  gains a little: a parameter vector's ``mu + sigma * eps``); every input and output is
+  real or boolean;
 - some array input has the loop's broadcast pattern (a full input); the others are
   full, single numbers, or broadcast on some axes (then the blocks are of the output's
   leading axis, which must not be broadcast; not for sums);
@@ -35,8 +38,10 @@ differently); sums are added in another order. Other nodes keep PyTensor's lower
 Examples
 --------
 >>> import pytensor.tensor as pt
->>> lowerable(pt.exp(pt.vector("x", dtype="float32", shape=(2**20,))).owner)
+>>> lowerable(pt.exp(pt.vector("x", dtype="float32", shape=(1000,))).owner)  # small
 False
+>>> lowerable((pt.vector("x", dtype="float32", shape=(2**20,)) * 2).owner)  # long
+True
 """
 
 from __future__ import annotations
@@ -53,6 +58,10 @@ __all__ = ["MIN_PARALLEL_SIZE", "caller_source", "loop_source", "lowerable", "re
 
 #: Loops known to run over fewer elements than this keep PyTensor's serial loop.
 MIN_PARALLEL_SIZE = 2**16
+
+#: Elementwise loops without fast kernels (bound by memory) run on both cores only from
+#: this many elements, known from the graph (a parameter vector's ``mu + sigma * eps``).
+MIN_MEMORY_BOUND_SIZE = 2**20
 
 # elements per block at least, and blocks at most (two threads, some balance)
 _MIN_BLOCK = 2**14
@@ -142,15 +151,17 @@ def _plan(op: Any, node: Any) -> _Loop | None:
             return None
     else:
         return None
-    if not _holds_fast_kernel(elemwise.op.scalar_op):
+    out_type = elemwise.outputs[0].type
+    known = None not in out_type.shape
+    large = known and reduced is None and int(np.prod(out_type.shape)) >= MIN_MEMORY_BOUND_SIZE
+    if not (_holds_fast_kernel(elemwise.op.scalar_op) or large):
         return None
     if any(v.type.dtype not in _DTYPES for v in (*node.inputs, *node.outputs)):
         return None  # the C call passes real and boolean arrays only
     kinds = _input_kinds(node, elemwise)
     if kinds is None:
         return None
-    out_type = elemwise.outputs[0].type
-    if None not in out_type.shape and int(np.prod(out_type.shape)) < MIN_PARALLEL_SIZE:
+    if known and int(np.prod(out_type.shape)) < MIN_PARALLEL_SIZE:
         return None
     rows = "part" in kinds
     if rows and (reduced is not None or out_type.ndim < 2 or out_type.broadcastable[0]):
