@@ -171,3 +171,33 @@ def test_gradient_of_a_flat_parameter_row_is_a_join_and_verifies():
 def test_fast_math_mode_includes_the_tag_on_numba_only():
     assert JOIN_SLICES_TAG in fast_math_mode("NUMBA").provided_optimizer.include
     assert JOIN_SLICES_TAG not in fast_math_mode("FAST_COMPILE").provided_optimizer.include
+
+
+def test_unary_loop_of_a_vector_used_as_a_row_runs_on_the_row():
+    """softplus(rho) used as a (1, n) row (with the draws) and as a vector (the update):
+    computed on the row, it fuses with the row's loop; the vector reads a view of it."""
+    rho = pt.vector("rho", shape=(5,))
+    eps = pt.matrix("eps", shape=(1, 5))
+    sigma = pt.softplus(rho)
+    row = sigma[None] * eps
+    outputs = [row, sigma * 2.0]
+    values = [np.linspace(-2, 2, 5), np.arange(5.0).reshape(1, 5)]
+    f = pytensor.function([rho, eps], outputs, mode=python_mode())
+    plain = pytensor.function([rho, eps], outputs, mode=python_mode(tagged=False))
+    for got, want in zip(f(*values), plain(*values), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    sigma_want = np.logaddexp(0.0, values[0])
+    np.testing.assert_allclose(f(*values)[1], 2 * sigma_want, rtol=1e-12)
+    # the softplus now runs on a (1, n) row (fused with the product), not on the vector
+    softplus_ndims = [
+        n.outputs[0].type.ndim for n in f.maker.fgraph.apply_nodes if holds_softplus(n)
+    ]
+    assert softplus_ndims == [2]
+
+
+def holds_softplus(node) -> bool:
+    scalar = getattr(node.op, "scalar_op", None)
+    if scalar is None:
+        return False
+    inner = [m.op for m in scalar.fgraph.apply_nodes] if hasattr(scalar, "fgraph") else [scalar]
+    return any("softplus" in type(op).__name__.lower() for op in inner)

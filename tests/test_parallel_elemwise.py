@@ -44,6 +44,13 @@ def update_numpy(rho, g, m, v, t):
     return [rho - lr * m2 / (np.sqrt(v2) + 1e-8), m2, v2]
 
 
+def softplus_and_entropy(rho, eps):
+    """sigma = softplus(rho) and the entropy-like sum of PyMC's mean-field step, fused into
+    one loop with an elementwise output and a sum."""
+    sigma = pt.softplus(rho)
+    return [sigma, ((-0.5 * pt.sqr(eps)) - pt.log(sigma)).sum(acc_dtype="float64")]
+
+
 def softplus_numpy(x):
     return np.logaddexp(0.0, x.astype(np.float64))
 
@@ -67,6 +74,7 @@ def compiled():
             x, y, rho, g, m, v = (pt.vector(n, dtype=F32) for n in ("x", "y", "rho", "g", "m", "v"))
             t = pt.scalar("t", dtype=F32)
             h = pt.tensor3("h", dtype=F32)
+            row, noise = (pt.matrix(n, dtype=F32, shape=(1, None)) for n in ("row", "noise"))
             bias = pt.tensor3("bias", dtype=F32, shape=(1, None, 1))
             graphs = {
                 "softplus": ([x], pt.softplus(x)),
@@ -74,6 +82,7 @@ def compiled():
                 "update": ([rho, g, m, v, t], update_outputs(rho, g, m, v, t)),
                 "entropy": ([x, y], ((-0.5 * pt.sqr(x)) - pt.log(y)).sum(acc_dtype="float64")),
                 "hidden": ([h, bias, t], pt.tanh(h + bias) * t),
+                "softplus_and_entropy": ([row, noise], softplus_and_entropy(row, noise)),
             }
             functions = {k: pytensor.function(*graph, mode=mode) for k, graph in graphs.items()}
             # the same graphs with PyTensor's own lowering: the reference implementation
@@ -180,6 +189,23 @@ def test_large_loop_without_fast_kernels():
     values = [rng.standard_normal((1, n)).astype(F32) for _ in range(3)]
     want = values[0] + values[1] * values[2]
     np.testing.assert_allclose(f(*values), want, rtol=1e-6, atol=1e-6)
+
+
+@given(lengths, st.integers(0, 2**31))
+def test_a_fused_loop_with_an_elementwise_output_and_a_sum(compiled, n, seed):
+    functions, _, references = compiled
+    assert FusedElemwise in nodes(functions["softplus_and_entropy"])
+    rng = np.random.default_rng(seed)
+    rho = (rng.standard_normal((1, n)) * 3 - 3).astype(F32)
+    eps = rng.standard_normal((1, n)).astype(F32)
+    sigma, total = functions["softplus_and_entropy"](rho, eps)
+    want_sigma = softplus_numpy(rho)
+    want_total = (-0.5 * eps.astype(np.float64) ** 2 - np.log(want_sigma)).sum()
+    np.testing.assert_allclose(sigma, want_sigma, rtol=2e-7, atol=1e-30)
+    np.testing.assert_allclose(total, want_total, rtol=1e-5, atol=1e-4)
+    ref_sigma, ref_total = references["softplus_and_entropy"](rho, eps)
+    np.testing.assert_array_equal(sigma, ref_sigma)
+    np.testing.assert_allclose(total, ref_total, rtol=1e-5, atol=1e-4)
 
 
 def test_inputs_of_different_shapes_are_an_error(compiled):

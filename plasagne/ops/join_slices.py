@@ -16,7 +16,13 @@ memory. Two rewrites remove them:
   leading length-1 axes of zeros whose remaining shape is ``y``'s becomes
   ``expand_dims(y)``, a view; the following squeeze cancels it.
 
-Both run under the tag ``plasagne_join_zero_slices`` after specialisation and before
+A third rewrite serves the same flat vectors on the way forward:
+``local_unary_on_the_row`` computes a one-input elementwise function of a vector that is
+also used as a ``(1, n)`` row (``softplus(rho)``, the standard deviations, which multiply
+the draws' row) on the row instead, the vector's other users reading a view; fusion can
+then merge it into the row's loops (one pass less over 5 MB for the MLP).
+
+All three run under the tag ``plasagne_join_zero_slices`` after specialisation and before
 elementwise fusion; :func:`plasagne.ops.fast_math.fast_math_mode` includes it for Numba.
 
 Examples
@@ -38,7 +44,7 @@ from pytensor.compile import optdb
 from pytensor.graph.basic import Variable
 from pytensor.graph.rewriting.basic import copy_stack_trace, in2out, node_rewriter
 from pytensor.tensor.basic import get_underlying_scalar_constant_value
-from pytensor.tensor.elemwise import DimShuffle
+from pytensor.tensor.elemwise import DimShuffle, Elemwise
 from pytensor.tensor.exceptions import NotScalarConstantError
 from pytensor.tensor.rewriting.elemwise import local_dimshuffle_lift
 from pytensor.tensor.subtensor import IncSubtensor, indices_from_subtensor
@@ -156,6 +162,25 @@ def local_zero_index_to_expand_dims(fgraph, node):
     return [expanded]
 
 
+@node_rewriter([Elemwise])
+def local_unary_on_the_row(fgraph, node):
+    """``f(x)`` of a vector also used as a ``(1, n)`` row -> ``f(x[None])[0]``: computed on
+    the row, the loop can fuse with the row's other loops (PyMC's draws have the row's
+    shape; the vector's other users read a view)."""
+    if len(node.inputs) != 1 or len(node.outputs) != 1 or node.outputs[0].type.ndim != 1:
+        return None
+    out = node.outputs[0]
+    if not any(
+        isinstance(client.op, DimShuffle) and client.op.new_order == ("x", 0)
+        for client, _ in fgraph.clients[out]
+    ):
+        return None
+    on_row = node.op(node.inputs[0].dimshuffle("x", 0))
+    vector = on_row.dimshuffle(1)
+    copy_stack_trace(out, [on_row, vector])
+    return [vector]
+
+
 @node_rewriter([DimShuffle])
 def local_merge_dimshuffle_pair(fgraph, node):
     """A DimShuffle of a DimShuffle -> one (or none), PyTensor's ``local_dimshuffle_lift``."""
@@ -167,7 +192,12 @@ def local_merge_dimshuffle_pair(fgraph, node):
 # after specialisation, before elementwise fusion (49)
 optdb.register(
     "plasagne_join_zero_slices_before_fusion",
-    in2out(local_zero_slices_to_join, local_zero_index_to_expand_dims, local_merge_dimshuffle_pair),
+    in2out(
+        local_zero_slices_to_join,
+        local_zero_index_to_expand_dims,
+        local_unary_on_the_row,
+        local_merge_dimshuffle_pair,
+    ),
     JOIN_SLICES_TAG,
     position=48.7,
 )

@@ -15,9 +15,9 @@ blocks of the flattened arrays, or of the leading axis when an input is broadcas
 some axes only (a hidden layer's bias), behind a C call (:mod:`plasagne.ops.opaque_calls`;
 serial in a forked child). Each block runs PyTensor's own vectorised loop on its slices.
 It applies to an ``Elemwise``, a ``ScalarizedElemwise`` (PyTensor's Elemwise with native
-scalar inputs) and a ``FusedElemwise`` whose every output is a sum over all its elements
-(each block sums its part in the accumulator dtype, then the blocks' sums are added),
-when:
+scalar inputs) and a ``FusedElemwise`` whose outputs are elementwise or sums over all
+their elements, at least one a sum (each block sums its part in the accumulator dtype,
+then the blocks' sums are added), when:
 
 - the scalar Op holds a fast kernel, or the loop is elementwise only (no sums) over at
   least :data:`MIN_MEMORY_BOUND_SIZE` elements known from the graph (bound by memory, it
@@ -67,7 +67,7 @@ MIN_MEMORY_BOUND_SIZE = 2**20
 _MIN_BLOCK = 2**14
 _MAX_BLOCKS = 8
 
-_KERNEL_VERSION = 5
+_KERNEL_VERSION = 6
 
 _DTYPES = frozenset(
     ["bool", "float32", "float64"] + [f"{s}int{b}" for s in ("", "u") for b in (8, 16, 32, 64)]
@@ -80,7 +80,7 @@ class _Loop:
 
     elemwise: Any  # the Elemwise node (the node itself, or the one inside a fused Op)
     kinds: tuple[str, ...]  # per input: "full", "one", "part" (broadcast on some axes), "number"
-    reduced: tuple[str, ...] | None  # accumulator dtype per output, or None: no sums
+    reduced: tuple[str | None, ...] | None  # per output: a sum's accumulator dtype or None
     rows: bool  # blocks of rows of N-d arrays (some input is broadcast on some axes only)
 
 
@@ -113,17 +113,21 @@ def _input_kinds(node: Any, elemwise: Any) -> tuple[str, ...] | None:
     return tuple(kinds) if "full" in kinds else None
 
 
-def _full_sums(op: Any, elemwise: Any) -> tuple[str, ...] | None:
-    """The accumulator dtypes when every output of a FusedElemwise is a sum over every
-    axis that is not broadcast, else None."""
+def _full_sums(op: Any, elemwise: Any) -> tuple[str | None, ...] | None:
+    """Per output of a FusedElemwise, the accumulator dtype of a sum over every axis that
+    is not broadcast, or None for an elementwise output; None when some output is another
+    reduction, or none is a sum."""
     from pytensor.scalar.basic import Add
 
-    if op.indexed_inputs or op.indexed_outputs or not op.reduced_outputs:
+    if op.indexed_inputs or op.indexed_outputs or not any(op.reduced_outputs or ()):
         return None
-    dtypes = []
+    dtypes: list[str | None] = []
     pattern = elemwise.outputs[0].type.broadcastable
     for spec in op.reduced_outputs:
-        if spec is None or not isinstance(spec[0], Add):
+        if spec is None:
+            dtypes.append(None)
+            continue
+        if not isinstance(spec[0], Add):
             return None
         _, axes, identity, acc_dtype = spec
         kept = [axis for axis in range(len(pattern)) if axis not in axes]
@@ -182,7 +186,9 @@ def lowerable(node: Any) -> bool:
     return _plan(node.op, node) is not None
 
 
-def loop_source(name: str, sliced: tuple[bool, ...], n_outputs: int, summed: bool) -> str:
+def loop_source(
+    name: str, sliced: tuple[bool, ...], n_outputs: int, summed: bool, sums: tuple[bool, ...] = ()
+) -> str:
     """Source of the block loop ``name(inputs..., outputs...)``: blocks of the leading
     axis of the outputs, of the inputs that are ``sliced`` (the others are passed whole).
 
@@ -190,7 +196,8 @@ def loop_source(name: str, sliced: tuple[bool, ...], n_outputs: int, summed: boo
     (``_vectorized``, which tells LLVM that inputs and outputs do not overlap, so a loop
     over many arrays still vectorises), the outputs passed as inputs it writes in place
     and ``core`` ignoring them; or, ``summed`` (1-D inputs), adds its part of each output
-    in ``ACC<k>`` into that output's slot ``block``.
+    that ``sums`` marks in ``ACC<k>`` into that output's slot ``block`` and writes its
+    elements of the others (all are sums when ``sums`` is empty).
 
     Examples
     --------
@@ -242,12 +249,18 @@ def loop_source(name: str, sliced: tuple[bool, ...], n_outputs: int, summed: boo
     args = [f"part_in{i}[i]" if cut else f"one{i}" for i, cut in enumerate(sliced)]
     lines += [f"        one{i} = in{i}[0]" for i, cut in enumerate(sliced) if not cut]
     lines += [f"        part_in{i} = in{i}[low:high]" for i, cut in enumerate(sliced) if cut]
-    lines += [f"        sum{k} = ACC{k}(0)" for k in range(n_outputs)]
+    sums = sums or (True,) * n_outputs
+    lines += [f"        sum{k} = ACC{k}(0)" for k in range(n_outputs) if sums[k]]
+    lines += [f"        part_out{k} = out{k}[low:high]" for k in range(n_outputs) if not sums[k]]
     lines.append("        for i in range(high - low):")
     lines.append(f"            value = core({', '.join(args)})")
     values = ["value"] if n_outputs == 1 else [f"value[{k}]" for k in range(n_outputs)]
-    lines += [f"            sum{k} += ACC{k}({v})" for k, v in enumerate(values)]
-    lines += [f"        out{k}[index] = sum{k}" for k in range(n_outputs)]
+    for k, v in enumerate(values):
+        if sums[k]:
+            lines.append(f"            sum{k} += ACC{k}({v})")
+        else:
+            lines.append(f"            part_out{k}[i] = {v}")
+    lines += [f"        out{k}[index] = sum{k}" for k in range(n_outputs) if sums[k]]
     return "\n".join(lines) + "\n"
 
 
@@ -294,10 +307,11 @@ def caller_source(
     inplace: dict[int, int],
     out_ndims: tuple[int | None, ...],
     summed: bool,
+    sums: tuple[bool, ...] = (),
 ) -> str:
     """Source of the node's function: contiguous flat inputs of one shape, the outputs
-    (or the blocks' sums), the loop. ``out_ndims`` holds each output's rank, None for a
-    native scalar.
+    (or, ``summed``, the blocks' sums of the outputs ``sums`` marks, all when it is empty),
+    the loop. ``out_ndims`` holds each output's rank, None for a native scalar.
 
     Examples
     --------
@@ -326,19 +340,23 @@ def caller_source(
         lines.append(f"    if a{i}.shape != a{first}.shape:")
         lines.append("        raise ValueError(MISMATCH)")
     n_outputs = len(out_ndims)
+    sums = (sums or (True,) * n_outputs) if summed else (False,) * n_outputs
     for k in range(n_outputs):
-        if summed:
+        if sums[k]:
             lines.append(f"    out{k} = np.zeros(MAX_BLOCKS, dtype=ACC{k})")
         elif k in inplace and kinds[inplace[k]] == "full":
             lines.append(f"    out{k} = a{inplace[k]}")
         else:
             lines.append(f"    out{k} = np.empty(a{first}.shape, dtype=OUT{k})")
     flat_ins = [f"a{i}.reshape(-1)" if kind == "full" else f"a{i}" for i, kind in enumerate(kinds)]
-    flat_outs = [f"out{k}" if summed else f"out{k}.reshape(-1)" for k in range(n_outputs)]
+    flat_outs = [f"out{k}" if sums[k] else f"out{k}.reshape(-1)" for k in range(n_outputs)]
     lines.append(f"    loop({', '.join(flat_ins + flat_outs)})")
     results = [f"out{k}" for k in range(n_outputs)]
     if summed:
         for k, ndim in enumerate(out_ndims):
+            if not sums[k]:
+                lines.append(f"    result{k} = out{k}")
+                continue
             total = f"OUT{k}(out{k}.sum())"
             shape = "(" + "1, " * ndim + ")" if ndim is not None else None
             lines.append(
@@ -424,7 +442,10 @@ def _lower(op: Any, node: Any) -> tuple[Any, str] | None:
     in_dtypes = tuple(v.type.dtype for v in node.inputs)
     out_dtypes = tuple(v.type.dtype for v in node.outputs)
     out_ndims = tuple(None if isinstance(v.type, ScalarType) else v.type.ndim for v in node.outputs)
-    loop_dtypes = plan.reduced or out_dtypes
+    loop_dtypes = (
+        tuple(acc or out for acc, out in zip(plan.reduced or (), out_dtypes)) or out_dtypes
+    )
+    sums = tuple(acc is not None for acc in plan.reduced or ())
     inplace = {} if summed else dict(elemwise.op.inplace_pattern)
     ndim = elemwise.outputs[0].type.ndim if plan.rows else 1
     if plan.rows:  # N-d arrays; numbers become arrays of ones' shape
@@ -437,9 +458,9 @@ def _lower(op: Any, node: Any) -> tuple[Any, str] | None:
         patterns = tuple((kind != "full",) for kind in kinds)
         out_pattern = (False,)
     sliced = tuple(not pattern[0] for pattern in patterns)
-    settings = (_KERNEL_VERSION, scalar_key, kinds, in_dtypes, loop_dtypes, summed, patterns)
+    settings = (_KERNEL_VERSION, scalar_key, kinds, in_dtypes, loop_dtypes, sums, patterns)
     name = f"elemwise_loop_{sha256(str(settings).encode()).hexdigest()[:20]}"
-    accumulators = {f"ACC{k}": np.dtype(d).type for k, d in enumerate(plan.reduced or ())}
+    accumulators = {f"ACC{k}": np.dtype(d).type for k, d in enumerate(plan.reduced or ()) if d}
     scope: dict[str, Any] = {
         "np": np,
         "prange": prange,
@@ -450,7 +471,7 @@ def _lower(op: Any, node: Any) -> tuple[Any, str] | None:
     }
     if not summed:
         scope.update(_vectorized_scope(core, patterns, out_pattern, out_dtypes))
-    source = loop_source(name, sliced, len(out_dtypes), summed)
+    source = loop_source(name, sliced, len(out_dtypes), summed, sums)
     exec(compile(source, f"<{name}>", "exec"), scope)
     salt = kernel_salt(_KERNEL_VERSION, True)
     spec = [(dtype, ndim) for dtype in in_dtypes + loop_dtypes]  # sums: flat, ndim 1
@@ -467,7 +488,7 @@ def _lower(op: Any, node: Any) -> tuple[Any, str] | None:
     if plan.rows:
         source = rows_caller_source(kinds, patterns, inplace, len(out_dtypes))
     else:
-        source = caller_source(kinds, inplace, out_ndims, summed)
+        source = caller_source(kinds, inplace, out_ndims, summed, sums)
     exec(compile(source, "<plasagne parallel elemwise>", "exec"), caller_scope)
     function = numba_basic.numba_njit(caller_scope["parallel_elemwise"])
     key = ("plasagne-parallel-elemwise", settings, salt, out_dtypes, out_ndims, inplace)
