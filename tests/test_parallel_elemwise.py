@@ -250,14 +250,17 @@ def test_which_nodes_are_lowerable():
 
 
 def test_loop_and_caller_sources():
-    loop = loop_source("demo", (True, False, False), 2, False)
+    loop = loop_source("demo", (True, False, False), (False, False))
     assert "_vectorized(core_writing" in loop and "(in0[low:high], in1, in2, out0[low:high]" in loop
-    summed = loop_source("demo", (True,), 1, True)
+    summed = loop_source("demo", (True,), (True,))
     assert "sum0 += ACC0(value)" in summed and "out0[index] = sum0" in summed
-    caller = caller_source(("full", "number"), {}, (None,), True)
+    mixed = loop_source("demo", (True,), (False, True))
+    assert "part_out0[i] = value[0]" in mixed and "sum1 += ACC1(value[1])" in mixed
+    assert "out1[index] = sum1" in mixed and "out0[index]" not in mixed
+    caller = caller_source(("full", "number"), {}, (None,), (True,))
     assert "a1 = np.full(1, x1, dtype=IN1)" in caller
     assert "result0 = OUT0(out0.sum())" in caller
-    inplace = caller_source(("full", "full"), {1: 0}, (2, 2), False)
+    inplace = caller_source(("full", "full"), {1: 0}, (2, 2), (False, False))
     assert "out1 = a0" in inplace and "out0 = np.empty(a0.shape, dtype=OUT0)" in inplace
     patterns = ((True, False, False), (False, False, False), (True, True, True))
     rows = rows_caller_source(("part", "full", "number"), patterns, {0: 1}, 1)

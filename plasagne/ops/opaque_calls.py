@@ -619,8 +619,7 @@ def node_loop_behind_call(
     >>> out.tolist()
     [0.0, 2.0, 4.0]
     """
-    if key is None or any(not isinstance(e, str) and e[0] is None for e in arg_spec):
-        dtype = node.inputs[0].dtype
+    dtype = getattr(node.inputs[0], "dtype", None)  # a random generator input has none
     spec = [
         entry if isinstance(entry, str) else (entry[0] or dtype, entry[1]) for entry in arg_spec
     ]

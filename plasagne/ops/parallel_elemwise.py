@@ -186,22 +186,20 @@ def lowerable(node: Any) -> bool:
     return _plan(node.op, node) is not None
 
 
-def loop_source(
-    name: str, sliced: tuple[bool, ...], n_outputs: int, summed: bool, sums: tuple[bool, ...] = ()
-) -> str:
+def loop_source(name: str, sliced: tuple[bool, ...], sums: tuple[bool, ...]) -> str:
     """Source of the block loop ``name(inputs..., outputs...)``: blocks of the leading
     axis of the outputs, of the inputs that are ``sliced`` (the others are passed whole).
 
     Each block writes its part of every output through PyTensor's own vectorised loop
     (``_vectorized``, which tells LLVM that inputs and outputs do not overlap, so a loop
     over many arrays still vectorises), the outputs passed as inputs it writes in place
-    and ``core`` ignoring them; or, ``summed`` (1-D inputs), adds its part of each output
-    that ``sums`` marks in ``ACC<k>`` into that output's slot ``block`` and writes its
-    elements of the others (all are sums when ``sums`` is empty).
+    and ``core`` ignoring them; or, when ``sums`` marks some output (1-D inputs), adds its
+    part of each marked output in ``ACC<k>`` into that output's slot ``block`` and writes
+    its elements of the others.
 
     Examples
     --------
-    >>> print(loop_source("demo", (True, False), 1, True))
+    >>> print(loop_source("demo", (True, False), (True,)))
     def demo(in0, in1, out0):
         n = in0.shape[0]
         blocks = max(1, min(MAX_BLOCKS, n // MIN_BLOCK))
@@ -218,6 +216,7 @@ def loop_source(
             out0[index] = sum0
     <BLANKLINE>
     """
+    n_outputs, summed = len(sums), any(sums)
     ins = [f"in{i}" for i in range(len(sliced))]
     outs = [f"out{k}" for k in range(n_outputs)]
     head = [f"def {name}({', '.join(ins + outs)}):"]
@@ -249,7 +248,6 @@ def loop_source(
     args = [f"part_in{i}[i]" if cut else f"one{i}" for i, cut in enumerate(sliced)]
     lines += [f"        one{i} = in{i}[0]" for i, cut in enumerate(sliced) if not cut]
     lines += [f"        part_in{i} = in{i}[low:high]" for i, cut in enumerate(sliced) if cut]
-    sums = sums or (True,) * n_outputs
     lines += [f"        sum{k} = ACC{k}(0)" for k in range(n_outputs) if sums[k]]
     lines += [f"        part_out{k} = out{k}[low:high]" for k in range(n_outputs) if not sums[k]]
     lines.append("        for i in range(high - low):")
@@ -306,16 +304,15 @@ def caller_source(
     kinds: tuple[str, ...],
     inplace: dict[int, int],
     out_ndims: tuple[int | None, ...],
-    summed: bool,
-    sums: tuple[bool, ...] = (),
+    sums: tuple[bool, ...],
 ) -> str:
     """Source of the node's function: contiguous flat inputs of one shape, the outputs
-    (or, ``summed``, the blocks' sums of the outputs ``sums`` marks, all when it is empty),
-    the loop. ``out_ndims`` holds each output's rank, None for a native scalar.
+    (for those ``sums`` marks, the blocks' sums), the loop. ``out_ndims`` holds each
+    output's rank, None for a native scalar.
 
     Examples
     --------
-    >>> print(caller_source(("full", "full"), {0: 1}, (1,), False))
+    >>> print(caller_source(("full", "full"), {0: 1}, (1,), (False,)))
     def parallel_elemwise(x0, x1):
         a0 = np.ascontiguousarray(x0)
         a1 = np.ascontiguousarray(x1)
@@ -340,7 +337,6 @@ def caller_source(
         lines.append(f"    if a{i}.shape != a{first}.shape:")
         lines.append("        raise ValueError(MISMATCH)")
     n_outputs = len(out_ndims)
-    sums = (sums or (True,) * n_outputs) if summed else (False,) * n_outputs
     for k in range(n_outputs):
         if sums[k]:
             lines.append(f"    out{k} = np.zeros(MAX_BLOCKS, dtype=ACC{k})")
@@ -352,7 +348,7 @@ def caller_source(
     flat_outs = [f"out{k}" if sums[k] else f"out{k}.reshape(-1)" for k in range(n_outputs)]
     lines.append(f"    loop({', '.join(flat_ins + flat_outs)})")
     results = [f"out{k}" for k in range(n_outputs)]
-    if summed:
+    if any(sums):
         for k, ndim in enumerate(out_ndims):
             if not sums[k]:
                 lines.append(f"    result{k} = out{k}")
@@ -445,7 +441,7 @@ def _lower(op: Any, node: Any) -> tuple[Any, str] | None:
     loop_dtypes = (
         tuple(acc or out for acc, out in zip(plan.reduced or (), out_dtypes)) or out_dtypes
     )
-    sums = tuple(acc is not None for acc in plan.reduced or ())
+    sums = tuple(acc is not None for acc in plan.reduced or (None,) * len(out_dtypes))
     inplace = {} if summed else dict(elemwise.op.inplace_pattern)
     ndim = elemwise.outputs[0].type.ndim if plan.rows else 1
     if plan.rows:  # N-d arrays; numbers become arrays of ones' shape
@@ -471,7 +467,7 @@ def _lower(op: Any, node: Any) -> tuple[Any, str] | None:
     }
     if not summed:
         scope.update(_vectorized_scope(core, patterns, out_pattern, out_dtypes))
-    source = loop_source(name, sliced, len(out_dtypes), summed, sums)
+    source = loop_source(name, sliced, sums)
     exec(compile(source, f"<{name}>", "exec"), scope)
     salt = kernel_salt(_KERNEL_VERSION, True)
     spec = [(dtype, ndim) for dtype in in_dtypes + loop_dtypes]  # sums: flat, ndim 1
@@ -488,7 +484,7 @@ def _lower(op: Any, node: Any) -> tuple[Any, str] | None:
     if plan.rows:
         source = rows_caller_source(kinds, patterns, inplace, len(out_dtypes))
     else:
-        source = caller_source(kinds, inplace, out_ndims, summed, sums)
+        source = caller_source(kinds, inplace, out_ndims, sums)
     exec(compile(source, "<plasagne parallel elemwise>", "exec"), caller_scope)
     function = numba_basic.numba_njit(caller_scope["parallel_elemwise"])
     key = ("plasagne-parallel-elemwise", settings, salt, out_dtypes, out_ndims, inplace)
