@@ -1,6 +1,8 @@
 """The fused first-convolution-and-pooling Ops: against scipy and hand-written pooling,
 their gradients, their Numba kernels (blocks, ties, NaN) and the rewrite that uses them."""
 
+from functools import partial
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -12,6 +14,7 @@ from pytensor.gradient import verify_grad
 from test_chunked_corr import filter_gradient_reference
 from test_corr_op import correlate_reference
 
+from plasagne.ops import opaque_calls
 from plasagne.ops.conv import corr_nd
 from plasagne.ops.corr_pool import (
     _BLOCKS,
@@ -58,16 +61,21 @@ def unpool_reference(argmax, g, pool, lengths):
     return full
 
 
-def two_ops(settings_4, dtype="float64"):
-    x = pt.tensor("x", dtype=dtype, shape=(None,) * 5)
-    w = pt.tensor("w", dtype=dtype, shape=(None,) * 5)
-    g = pt.tensor("g", dtype=dtype, shape=(None,) * 5)
+def two_ops(settings_4, dtype="float64", depth_one=False):
+    """The two Ops on 5-d inputs; with ``depth_one`` the depth axis is statically 1 (the
+    wide-row kernels' case)."""
+    shape = (None, None, 1, None, None) if depth_one else (None,) * 5
+    x = pt.tensor("x", dtype=dtype, shape=shape)
+    w = pt.tensor("w", dtype=dtype, shape=shape)
+    g = pt.tensor("g", dtype=dtype, shape=shape)
     pooled, argmax = ChunkedCorrMaxPool(*settings_4)(x, w)
     dw = ChunkedCorrMaxPoolGradFilters(*settings_4)(x, argmax, g)
     return (x, w, g), pooled, argmax, dw
 
 
-def check_against_references(mode, shape, filters, settings_4, seed, dtype="float64", x=None):
+def check_against_references(
+    mode, shape, filters, settings_4, seed, dtype="float64", x=None, depth_one=False
+):
     kernel, stride, dilation, pool = settings_4
     rng = np.random.default_rng(seed)
     xv = rng.standard_normal(shape).astype(dtype) if x is None else x.astype(dtype)
@@ -79,7 +87,7 @@ def check_against_references(mode, shape, filters, settings_4, seed, dtype="floa
     )
     want_pooled, want_argmax = pool_reference(correlation, pool)
     gv = rng.standard_normal(want_pooled.shape).astype(dtype)
-    (x_, w_, g_), pooled, argmax, dw = two_ops(settings_4, dtype)
+    (x_, w_, g_), pooled, argmax, dw = two_ops(settings_4, dtype, depth_one)
     got_pooled, got_argmax, got_dw = pytensor.function(
         [x_, w_, g_], [pooled, argmax, dw], mode=mode
     )(xv, wv, gv)
@@ -136,16 +144,73 @@ def test_numba_kernels_in_float32(kernel_threads):
     check_against_references("NUMBA", (7, 2, 1, 12, 13), 3, settings_4, 1, "float32")
 
 
-@pytest.mark.parametrize("mode", [PERFORM, "NUMBA"], ids=["perform", "numba"])
-def test_ties_go_to_the_max_pool_gradients_recipient_and_nan_wins(mode):
+@pytest.mark.parametrize(
+    "mode, depth_one",
+    [(PERFORM, False), ("NUMBA", False), ("NUMBA", True)],
+    ids=["perform", "numba", "numba-wide-rows"],
+)
+def test_ties_go_to_the_max_pool_gradients_recipient_and_nan_wins(mode, depth_one):
     settings_4 = ((1, 1, 2), (1, 1, 1), (1, 1, 1), (1, 2, 2))
     rng = np.random.default_rng(3)
     x = rng.integers(0, 2, size=(5, 1, 1, 9, 9)).astype(float)
-    pooled, argmax = check_against_references(mode, x.shape, 2, settings_4, 3, x=x)
+    check = partial(check_against_references, mode, x.shape, 2, settings_4, 3, depth_one=depth_one)
+    pooled, argmax = check(x=x)
     assert len(np.unique(argmax)) > 1  # ties were decided, not all at position 0
     x[0, 0, 0, 2, 3] = np.nan
-    pooled, _ = check_against_references(mode, x.shape, 2, settings_4, 3, x=x)
+    pooled, _ = check(x=x)
     assert np.isnan(pooled[0]).any() and not np.isnan(pooled[1:]).any()
+
+
+def wide_kernel_names():
+    return {kernel.key.rsplit("-", 1)[-1] for kernel in opaque_calls._KERNELS.values()}
+
+
+@pytest.mark.parametrize(
+    "shape, filters, settings_4, dtype",
+    [
+        # the post's first layer in small: one channel, 5x5, 2x2 windows, more examples
+        # than blocks, a partial window left over, filters not a whole tile
+        ((_BLOCKS + 5, 1, 1, 13, 12), 9, ((1, 5, 5), (1, 1, 1), (1, 1, 1), (1, 2, 2)), "float32"),
+        # several channels, 3 x 2 windows, terms not a whole tile (8 * 9 = 72)
+        ((3, 8, 1, 10, 11), 5, ((1, 3, 3), (1, 1, 1), (1, 1, 1), (1, 3, 2)), "float64"),
+        # a 1-D correlation: rows of one, wide positions not a whole vector
+        ((4, 2, 1, 1, 29), 4, ((1, 1, 4), (1, 1, 1), (1, 1, 1), (1, 1, 3)), "float32"),
+    ],
+)
+def test_wide_row_kernels_match_the_references(shape, filters, settings_4, dtype, kernel_threads):
+    check_against_references("NUMBA", shape, filters, settings_4, 5, dtype, depth_one=True)
+    assert {"wide_pool_loop", "wide_filters_loop"} <= wide_kernel_names()
+
+
+def test_wide_row_kernels_on_an_empty_batch_and_a_strided_input():
+    settings_4 = ((1, 3, 3), (1, 1, 1), (1, 1, 1), (1, 2, 2))
+    (x, w, g), pooled, argmax, dw = two_ops(settings_4, depth_one=True)
+    f = pytensor.function([x, w, g], [pooled, dw], mode="NUMBA")
+    got_pooled, got_dw = f(
+        np.ones((0, 2, 1, 7, 7)), np.ones((4, 2, 1, 3, 3)), np.ones((0, 4, 1, 2, 2))
+    )
+    assert got_pooled.shape == (0, 4, 1, 2, 2)
+    np.testing.assert_array_equal(got_dw, np.zeros((4, 2, 1, 3, 3)))
+    rng = np.random.default_rng(4)
+    xv = rng.standard_normal((3, 2, 1, 8, 18))[..., ::2]
+    wv, gv = rng.standard_normal((4, 2, 1, 3, 3)), rng.standard_normal((3, 4, 1, 3, 3))
+    got_pooled, got_dw = f(xv, wv, gv)
+    correlation = correlate_reference(xv, wv, (1, 1, 1), [(0, 0)] * 3, (1, 1, 1))
+    want_pooled, want_argmax = pool_reference(correlation, (1, 2, 2))
+    np.testing.assert_allclose(got_pooled, want_pooled, rtol=1e-10, atol=1e-10)
+    full = unpool_reference(want_argmax, gv, (1, 2, 2), correlation.shape[2:])
+    want_dw = filter_gradient_reference(xv, full, (1, 3, 3), (1, 1, 1), (1, 1, 1))
+    np.testing.assert_allclose(got_dw, want_dw, rtol=1e-10, atol=1e-10)
+
+
+def test_static_output_shapes_follow_static_inputs():
+    x = pt.tensor("x", shape=(500, 1, 1, 28, 27))
+    w = pt.tensor("w", shape=(32, 1, 1, 5, 5))
+    pooled, argmax = ChunkedCorrMaxPool((1, 5, 5), (1, 1, 1), (1, 1, 1), (1, 2, 2))(x, w)
+    assert pooled.type.shape == argmax.type.shape == (500, 32, 1, 12, 11)
+    unknown = pt.tensor("u", shape=(None, 1, 1, None, 27))
+    pooled, _ = ChunkedCorrMaxPool((1, 5, 5), (1, 1, 1), (1, 1, 1), (1, 2, 2))(unknown, w)
+    assert pooled.type.shape == (None, 32, 1, None, 11)
 
 
 def test_numba_kernels_take_a_non_contiguous_input(kernel_threads):

@@ -60,6 +60,7 @@ from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 from .blas_threads import parallel_kernels, register_symbols
 from .conv import pad_spatial
 from .corr_op import CorrNd, CorrNdGrad
+from .direct_corr import direct_applies, direct_kernels, direct_salt
 from .im2col import (
     _PatchOp,
     add_patches_numpy,
@@ -68,6 +69,7 @@ from .im2col import (
     patches_numpy,
 )
 from .opaque_calls import kernel_salt, node_loop_behind_call
+from .simd import vector_lanes
 
 __all__ = [
     "ChunkedCorr",
@@ -88,7 +90,7 @@ CHUNK_BYTES = 4 * 2**20
 WIDE_DEPTH = 64
 
 # salt for Numba's on-disk cache keys: bump when a kernel's code changes
-_KERNEL_VERSION = 22
+_KERNEL_VERSION = 23
 
 
 def _check_operands(who: str, **tensors: Any) -> None:
@@ -102,6 +104,22 @@ def _check_operands(who: str, **tensors: Any) -> None:
     (a_name, a), (b_name, b) = list(tensors.items())[:2]
     if a.dtype != b.dtype:
         raise TypeError(f"{who}: {a_name} {a.dtype} and {b_name} {b.dtype} differ")
+
+
+def static_lengths(op: Any, spatial: tuple) -> tuple:
+    """The output lengths known from the static spatial lengths of an input (None where
+    one is unknown or leaves no position; the kernels raise for the latter).
+
+    Examples
+    --------
+    >>> static_lengths(ChunkedCorr((1, 5, 5), (1, 1, 1), (1, 1, 1)), (1, None, 28))
+    (1, None, 24)
+    """
+    lengths = []
+    for size, k, s, d in zip(spatial, op.kernel, op.stride, op.dilation):
+        n = None if size is None else output_lengths((size,), (k,), (s,), (d,))[0]
+        lengths.append(n if n is not None and n >= 1 else None)
+    return tuple(lengths)
 
 
 def _as_product_rows(g: np.ndarray) -> np.ndarray:
@@ -122,7 +140,7 @@ class ChunkedCorr(_PatchOp):
     def make_node(self, x: Any, w: Any) -> Apply:
         x, w = pt.as_tensor_variable(x), pt.as_tensor_variable(w)
         _check_operands("ChunkedCorr", input=x, filters=w)
-        shape = (x.type.shape[0], w.type.shape[0], None, None, None)
+        shape = (x.type.shape[0], w.type.shape[0], *static_lengths(self, x.type.shape[2:]))
         return Apply(self, [x, w], [pt.tensor(dtype=x.dtype, shape=shape)])
 
     def perform(self, node, inputs, output_storage) -> None:
@@ -390,8 +408,46 @@ def _register_numba() -> None:
         spec = [(None, ndim) for ndim in ndims] + ["int64"]
         return node_loop_behind_call(op, node, salt, loop, numba_njit, parallel, spec, True)
 
+    def direct_pieces(op, node, which, loop_spec, wide):
+        """The direct kernels for ``node`` when they serve it (:func:`direct_applies`, and
+        the axis ``wide = (input, axis)`` that its vectors or terms run along not known to
+        be narrower than 8: the chunked kernels were faster for the gradients of the
+        post's one-channel first layer), with the loop ``which`` behind a C call; else
+        None."""
+        width = node.inputs[wide[0]].type.shape[wide[1]]
+        if not direct_applies(op, node) or (width is not None and width < 8):
+            return None
+        parallel = parallel_kernels()
+        # its own cache entries, keyed by the direct kernels' source as well
+        salt = kernel_salt(_KERNEL_VERSION, parallel) + 10**6 * direct_salt()
+        kernels = direct_kernels(op, numba_njit, node.outputs[0].dtype)
+        loop = node_loop_behind_call(
+            op, node, salt, kernels[which], numba_njit, parallel, loop_spec
+        )
+        return kernels, loop, salt
+
     @register_funcify_default_op_cache_key(ChunkedCorr)
     def numba_chunked_corr(op, node=None, **kwargs):
+        direct = direct_pieces(
+            op, node, "forward_loop", [(None, 5), (None, 2), ("int64", 1), (None, 5)], (1, 0)
+        )
+        if direct is not None:
+            kernels, loop, salt = direct
+            forward_operands = kernels["forward_operands"]
+
+            @numba_njit
+            def direct_corr(x, w):
+                if w.shape[1] != x.shape[1] or w.shape[2] != 1 or x.shape[2] != 1:
+                    raise ValueError("ChunkedCorr: filters' channels differ from the input's")
+                if x.shape[3] < w.shape[3] or x.shape[4] < w.shape[4]:
+                    raise ValueError("chunked correlation: input smaller than the kernel")
+                x = np.ascontiguousarray(x)
+                wk, offsets, oh, ow = forward_operands(x, w)
+                out = np.empty((x.shape[0], w.shape[0], 1, oh, ow), dtype=x.dtype)
+                loop(x, wk, offsets, out)
+                return out
+
+            return direct_corr, salt
         (lengths, offsets, walk, chunk_size, taps), parallel, salt = kernel_pieces(op)
 
         @numba_njit
@@ -437,6 +493,38 @@ def _register_numba() -> None:
 
     @register_funcify_default_op_cache_key(ChunkedCorrGradFilters)
     def numba_chunked_corr_grad_filters(op, node=None, **kwargs):
+        direct = direct_pieces(
+            op,
+            node,
+            "filters_loop",
+            [(None, 5), (None, 5), ("int64", 1), (None, 3), "int64"],
+            (0, 1),
+        )
+        if direct is not None:
+            kernels, loop, salt = direct
+            filters_operands, filters_result = (
+                kernels["filters_operands"],
+                kernels["filters_result"],
+            )
+            _, op_kh, op_kw = op.kernel
+            filter_lanes = vector_lanes(np.dtype(node.outputs[0].dtype).itemsize)
+
+            @numba_njit
+            def direct_corr_grad_filters(x, g):
+                batch, channels, filters = x.shape[0], x.shape[1], g.shape[1]
+                oh, ow = x.shape[3] - op_kh + 1, x.shape[4] - op_kw + 1
+                if g.shape[0] != batch or g.shape[2:] != (1, oh, ow) or x.shape[2] != 1:
+                    raise ValueError("ChunkedCorrGradFilters: gradient does not match the output")
+                x, g = np.ascontiguousarray(x), np.ascontiguousarray(g)
+                offsets, group = filters_operands(x, g)
+                padded_filters = -(-filters // filter_lanes) * filter_lanes
+                shares = np.empty(
+                    (-(-batch // group), offsets.shape[0], padded_filters), dtype=x.dtype
+                )
+                loop(x, g, offsets, shares, group)
+                return filters_result(shares, channels, filters)
+
+            return direct_corr_grad_filters, salt
         (lengths, offsets, walk, chunk_size, taps), parallel, salt = kernel_pieces(op)
         kd, kh, kw = op.kernel
 
@@ -514,6 +602,28 @@ def _register_numba() -> None:
 
     @register_funcify_default_op_cache_key(ChunkedCorrGradInput)
     def numba_chunked_corr_grad_input(op, node=None, **kwargs):
+        direct = direct_pieces(op, node, "input_loop", [(None, 2), (None, 5), (None, 5)], (0, 1))
+        if direct is not None:
+            kernels, loop, salt = direct
+            input_operands = kernels["input_operands"]
+            _, op_kh, op_kw = op.kernel
+
+            @numba_njit
+            def direct_corr_grad_input(w, g, like):
+                batch, channels, filters = like.shape[0], like.shape[1], w.shape[0]
+                oh, ow = like.shape[3] - op_kh + 1, like.shape[4] - op_kw + 1
+                if (
+                    g.shape[0] != batch
+                    or g.shape[1] != filters
+                    or g.shape[2:] != (1, oh, ow)
+                    or w.shape[1] != channels
+                ):
+                    raise ValueError("ChunkedCorrGradInput: gradient does not match the output")
+                dx = np.empty(like.shape, dtype=w.dtype)
+                loop(input_operands(w), np.ascontiguousarray(g), dx)
+                return dx
+
+            return direct_corr_grad_input, salt
         (lengths, offsets, walk, chunk_size, taps), parallel, salt = kernel_pieces(op)
 
         @numba_njit

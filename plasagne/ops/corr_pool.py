@@ -61,11 +61,16 @@ from .chunked_corr import (
     _spatial_5d,
     chunked_settings,
     padded_input_5d,
+    static_lengths,
 )
 from .corr_op import CorrNd, CorrNdGrad
+from .direct_corr import direct_applies, source_salt
 from .im2col import _PatchOp, output_lengths, patches_numpy
 from .opaque_calls import kernel_salt, node_loop_behind_call
 from .pool_op import MaxPoolNd, MaxPoolNdGrad
+from .wide_rows import FILTERS as WIDE_FILTERS
+from .wide_rows import TERMS as WIDE_TERMS
+from .wide_rows import wide_kernels
 
 __all__ = [
     "ChunkedCorrMaxPool",
@@ -183,7 +188,9 @@ class ChunkedCorrMaxPool(_CorrPoolOp):
         _check_5d("ChunkedCorrMaxPool", input=x, filters=w)
         if x.dtype != w.dtype:
             raise TypeError(f"ChunkedCorrMaxPool: input {x.dtype} and filters {w.dtype} differ")
-        shape = (x.type.shape[0], w.type.shape[0], None, None, None)
+        lengths = static_lengths(self, x.type.shape[2:])
+        pooled = tuple(None if n is None else n // p for n, p in zip(lengths, self.pool))
+        shape = (x.type.shape[0], w.type.shape[0], *pooled)
         return Apply(
             self,
             [x, w],
@@ -407,9 +414,20 @@ def _register_numba() -> None:
 
         return offset
 
-    @register_funcify_default_op_cache_key(ChunkedCorrMaxPool)
-    def numba_corr_max_pool(op, node=None, **kwargs):
-        lengths, offsets, walk, taps, parallel, salt = pieces(op)
+    def wide_pieces(op, node):
+        """The wide-row kernels (:mod:`.wide_rows`) for ``node``, whether they run in
+        parallel and their cache salt, when they serve it (stride and dilation 1, depth 1
+        in the kernel, the input and the pooling); else None."""
+        if not direct_applies(op, node) or op.pool[0] != 1:
+            return None
+        parallel = parallel_kernels()
+        sources = source_salt("wide_rows.py", "simd.py", "corr_pool.py")
+        salt = kernel_salt(_KERNEL_VERSION, parallel) + 10**6 * sources
+        return wide_kernels(op, numba_njit, node.outputs[0].dtype), parallel, salt
+
+    def pool_example_kernel(op):
+        """The windows of one example's ``(filters, positions)`` product, rows ``ow``
+        apart (the correlation's width, or the wide rows' input width)."""
         pd, ph, pw = op.pool
 
         @numba_njit
@@ -420,7 +438,7 @@ def _register_numba() -> None:
             indices (Numba adds no negative-index branch for them), so LLVM vectorises the
             loop over a row of windows: 2.9x faster than with signed indices."""
             qd, qh, qw = pooled.shape[2], pooled.shape[3], pooled.shape[4]
-            for f in range(product.shape[0]):
+            for f in range(pooled.shape[1]):  # the product may have padding rows
                 row = product[f]
                 for i in range(qd):
                     for j in range(qh):
@@ -444,6 +462,139 @@ def _register_numba() -> None:
                                         q += 1
                             values[np.uint64(k)] = np.nan if nan else top
                             positions[np.uint64(k)] = best
+
+        return pool_example
+
+    def wide_corr_max_pool(op, node, kernels, parallel, salt):
+        """The forward Op with the wide-row correlation: per example, the wide output,
+        then the pooling of its rows (``width`` apart)."""
+        _, kh, kw = op.kernel
+        _, ph, pw = op.pool
+        pool_example = pool_example_kernel(op)
+        operands, sizes, layout, forward = (
+            kernels["operands"],
+            kernels["sizes"],
+            kernels["layout"],
+            kernels["forward"],
+        )
+
+        def wide_pool_loop(x, wmat, offsets, pooled, argmax, blocks):
+            n = x.shape[0]
+            oh, width = x.shape[3] - kh + 1, x.shape[4]
+            positions, scratch = sizes(x.shape)
+            for block in prange(blocks):
+                index = np.int64(block)
+                xs = np.zeros(scratch, dtype=x.dtype)
+                out = np.empty((wmat.shape[0], positions), dtype=x.dtype)
+                for b in range(n * index // blocks, n * (index + 1) // blocks):
+                    layout(x, b, xs)
+                    forward(xs, wmat, offsets, out)
+                    pool_example(out, pooled, argmax, b, oh, width)
+
+        spec = [(None, 5), (None, 2), ("int64", 1), (None, 5), ("uint8", 5), "int64"]
+        all_blocks = node_loop_behind_call(
+            op, node, salt, wide_pool_loop, numba_njit, parallel, spec
+        )
+
+        @numba_njit
+        def wide_corr_max_pool(x, w):
+            if w.shape[1] != x.shape[1] or w.shape[2] != 1 or x.shape[2] != 1:
+                raise ValueError("ChunkedCorrMaxPool: filters' channels differ from the input's")
+            if x.shape[3] < kh or x.shape[4] < kw:
+                raise ValueError("ChunkedCorrMaxPool: input smaller than the dilated kernel")
+            x = np.ascontiguousarray(x)
+            wmat, offsets = operands(w, x.shape[3], x.shape[4])
+            oh, ow = x.shape[3] - kh + 1, x.shape[4] - kw + 1
+            shape = (x.shape[0], w.shape[0], 1, oh // ph, ow // pw)
+            pooled = np.empty(shape, dtype=x.dtype)
+            argmax = np.empty(shape, dtype=np.uint8)
+            all_blocks(x, wmat, offsets, pooled, argmax, max(1, min(x.shape[0], _BLOCKS)))
+            return pooled, argmax
+
+        return wide_corr_max_pool, salt
+
+    def wide_corr_max_pool_grad_filters(op, node, kernels, parallel, salt):
+        """The filter gradient with the wide-row kernels: per example, the pooled gradient
+        put back at the recorded positions of a zeroed wide buffer, then the tiles."""
+        _, kh, kw = op.kernel
+        _, ph, pw = op.pool
+        sizes, layout = kernels["sizes"], kernels["layout"]
+        filters_accumulate, filters_result = (
+            kernels["filters_accumulate"],
+            kernels["filters_result"],
+        )
+        lanes = kernels["lanes"]
+
+        def wide_filters_loop(x, argmax, g, offsets, shares):
+            n = x.shape[0]
+            blocks = shares.shape[0]
+            width = x.shape[4]
+            filters, qh, qw = g.shape[1], g.shape[3], g.shape[4]
+            positions, scratch = sizes(x.shape)
+            for block in prange(blocks):
+                index = np.int64(block)
+                xs = np.zeros(scratch, dtype=x.dtype)
+                gw = np.zeros((shares.shape[1], positions), dtype=x.dtype)
+                share = shares[index]
+                flat_share = share.reshape(-1)
+                for i in range(flat_share.shape[0]):
+                    flat_share[i] = 0
+                for b in range(n * index // blocks, n * (index + 1) // blocks):
+                    layout(x, b, xs)
+                    for f in range(filters):
+                        row = gw[f]
+                        for i in range(positions):
+                            row[i] = 0
+                        for j in range(qh):
+                            for k in range(qw):
+                                c, y = divmod(np.int64(argmax[b, f, 0, j, k]), ph)
+                                row[(j * ph + y) * width + k * pw + c] = g[b, f, 0, j, k]
+                    filters_accumulate(xs, gw, offsets, share)
+
+        spec = [(None, 5), ("uint8", 5), (None, 5), ("int64", 1), (None, 4)]
+        all_blocks = node_loop_behind_call(
+            op, node, salt, wide_filters_loop, numba_njit, parallel, spec
+        )
+
+        @numba_njit
+        def wide_corr_max_pool_grad_filters(x, argmax, g):
+            oh, ow = x.shape[3] - kh + 1, x.shape[4] - kw + 1
+            expected = (x.shape[0], g.shape[1], 1, oh // ph, ow // pw)
+            if g.shape != expected or argmax.shape != expected or x.shape[2] != 1:
+                raise ValueError(
+                    "ChunkedCorrMaxPoolGradFilters: gradient or argmax does not match the "
+                    "pooled output"
+                )
+            filters, channels = g.shape[1], x.shape[1]
+            terms = channels * kh * kw
+            padded_filters = -(-filters // WIDE_FILTERS) * WIDE_FILTERS
+            padded_terms = -(-terms // WIDE_TERMS) * WIDE_TERMS
+            offsets = np.zeros(padded_terms, dtype=np.int64)
+            for t in range(terms):
+                c, rest = divmod(t, kh * kw)
+                i, j = divmod(rest, kw)
+                offsets[t] = (c * x.shape[3] + i) * x.shape[4] + j
+            blocks = max(1, min(x.shape[0], _BLOCKS))
+            shares = np.empty((blocks, padded_filters, padded_terms, lanes), dtype=x.dtype)
+            all_blocks(
+                np.ascontiguousarray(x),
+                np.ascontiguousarray(argmax),
+                np.ascontiguousarray(g),
+                offsets,
+                shares,
+            )
+            return filters_result(shares, filters, channels)
+
+        return wide_corr_max_pool_grad_filters, salt
+
+    @register_funcify_default_op_cache_key(ChunkedCorrMaxPool)
+    def numba_corr_max_pool(op, node=None, **kwargs):
+        wide = wide_pieces(op, node)
+        if wide is not None:
+            return wide_corr_max_pool(op, node, *wide)
+        lengths, offsets, walk, taps, parallel, salt = pieces(op)
+        pd, ph, pw = op.pool
+        pool_example = pool_example_kernel(op)
 
         @numba_njit
         def forward_block(x, w_mat, pooled, argmax, first, stop):
@@ -490,6 +641,9 @@ def _register_numba() -> None:
 
     @register_funcify_default_op_cache_key(ChunkedCorrMaxPoolGradFilters)
     def numba_corr_max_pool_grad_filters(op, node=None, **kwargs):
+        wide = wide_pieces(op, node)
+        if wide is not None:
+            return wide_corr_max_pool_grad_filters(op, node, *wide)
         lengths, offsets, walk, taps, parallel, salt = pieces(op)
         pd, ph, pw = op.pool
         offset = window_offsets(op, numba_njit)

@@ -152,6 +152,19 @@ def _output_lengths(op: Any, spatial: tuple) -> tuple:
     )
 
 
+def _static_output_lengths(op: Any, spatial: tuple) -> tuple:
+    """:func:`_output_lengths` of static lengths, None where a length is unknown (or
+    leaves no window)."""
+    lengths = []
+    for length, size, stride, pad in zip(spatial, op.pool_size, op.stride, op.pad):
+        if length is None:
+            lengths.append(None)
+            continue
+        n = pool_output_length(length, size, stride, pad, op.ignore_border)
+        lengths.append(n if n >= 1 else None)
+    return tuple(lengths)
+
+
 def _windows(op: Any, spatial: tuple):
     """Yield ``(output index, tuple of input slices)`` for every window, clipped to the input."""
     lengths = _output_lengths(op, spatial)
@@ -202,9 +215,8 @@ class MaxPoolKernel(_KernelSettings, Op):
     def make_node(self, x: Any) -> Apply:
         x = pt.as_tensor_variable(x)
         _check_4d("MaxPoolKernel", input=x)
-        return Apply(
-            self, [x], [pt.tensor(dtype=x.dtype, shape=(x.type.shape[0], None, None, None))]
-        )
+        shape = (x.type.shape[0], *_static_output_lengths(self, x.type.shape[1:]))
+        return Apply(self, [x], [pt.tensor(dtype=x.dtype, shape=shape)])
 
     def perform(self, node, inputs, output_storage) -> None:
         (x,) = inputs
