@@ -34,7 +34,9 @@ PRECOMPILE_DTYPES = ("float32", "float64")
 _TINY_SIZES = {
     "mlp": {"n_hidden": 8},
     "hier-mlp": {"n_hidden": 8},
-    "cnn": {"n_filters": 2, "n_dense": 8},
+    # 8 filters: the direct correlation kernels serve layers at least 8 filters/channels
+    # wide (plasagne.ops.direct_corr), narrower ones the chunked kernels
+    "cnn": {"n_filters": 8, "n_dense": 8},
 }
 # batch 8 made PyTensor build the likelihood's loops with other shapes than batches of
 # 64 and more do (three kernels the post's networks then compiled anew); 64 matches them
