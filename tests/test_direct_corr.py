@@ -14,7 +14,13 @@ from test_corr_op import correlate_reference
 
 from plasagne.ops import opaque_calls
 from plasagne.ops.chunked_corr import ChunkedCorr, ChunkedCorrGradFilters, ChunkedCorrGradInput
-from plasagne.ops.direct_corr import ROWS, direct_applies, direct_salt, tile_source
+from plasagne.ops.direct_corr import (
+    ROWS,
+    direct_applies,
+    direct_kernels,
+    direct_salt,
+    tile_source,
+)
 from plasagne.ops.simd import vadd, vector_lanes, vfma, vload, vsplat_at, vstore, vzero
 
 UNIT = ((1, 1, 1), (1, 1, 1))
@@ -201,3 +207,73 @@ def test_static_output_lengths_follow_static_inputs():
     assert pool(pt.tensor("p", shape=(16000, 1, 8, None))).type.shape == (16000, 1, 4, None)
     f = pytensor.function([x, w], ChunkedCorr((1, 5, 5), *UNIT)(x, w), mode="FAST_COMPILE")
     assert f(np.ones((500, 32, 1, 12, 9)), np.ones((32, 32, 1, 5, 5))).shape == (500, 32, 1, 8, 5)
+
+
+@pytest.mark.parametrize("rows", [4, 3])
+def test_direct_kernels_with_other_tile_rows(rows):
+    """The tiles a 16-register machine uses (4 rows), and an odd count, called directly."""
+    channels, filters, kernel = 9, 19, (3, 2)
+    op = ChunkedCorr((1, *kernel), *UNIT)
+    k = direct_kernels(op, numba.njit, "float64", rows=rows)
+    threaded = {name: numba.njit(parallel=True)(k[name]) for name in _LOOPS}
+    rng = np.random.default_rng(rows)
+    x = rng.standard_normal((5, channels, 1, 7, 11))
+    w = rng.standard_normal((filters, channels, 1, *kernel))
+    wk, offsets, oh, ow = k["forward_operands"](x, w)
+    out = np.empty((5, filters, 1, oh, ow))
+    threaded["forward_loop"](x, wk, offsets, out)
+    np.testing.assert_allclose(
+        out, correlate_reference(x, w, (1, 1, 1), [(0, 0)] * 3, (1, 1, 1)), atol=1e-10
+    )
+    g = rng.standard_normal(out.shape)
+    offsets, group = k["filters_operands"](x, g)
+    shares = np.empty((-(-5 // group), offsets.shape[0], wk.shape[1]))
+    threaded["filters_loop"](x, g, offsets, shares, group)
+    np.testing.assert_allclose(
+        k["filters_result"](shares, channels, filters),
+        filter_gradient_reference(x, g, (1, *kernel), (1, 1, 1), (1, 1, 1)),
+        atol=1e-10,
+    )
+    dx = np.empty(x.shape)
+    threaded["input_loop"](k["input_operands"](w), g, dx)
+    np.testing.assert_allclose(
+        dx, input_gradient_reference(w, g, x.shape, (1, 1, 1), (1, 1, 1)), atol=1e-10
+    )
+
+
+_LOOPS = ("forward_loop", "filters_loop", "input_loop")
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 5), (3, 2, 3)])
+def test_wide_row_kernels_with_other_tile_shapes(shape):
+    """The wide-row tiles a 16-register machine uses (2 filters), and odd shapes."""
+    from scipy.signal import correlate
+
+    from plasagne.ops.wide_rows import wide_kernels
+
+    channels, filters, (kh, kw), (height, width) = 2, 7, (3, 4), (9, 13)
+    k = wide_kernels(ChunkedCorr((1, kh, kw), *UNIT), numba.njit, "float64", shape=shape)
+    rng = np.random.default_rng(len(shape))
+    x = rng.standard_normal((3, channels, 1, height, width))
+    w = rng.standard_normal((filters, channels, 1, kh, kw))
+    wmat, offsets = k["operands"](w, height, width)
+    positions, scratch = k["sizes"](x.shape)
+    oh, ow = height - kh + 1, width - kw + 1
+    xs = np.zeros(scratch)
+    out = np.empty((wmat.shape[0], positions))
+    shares = np.zeros((1, wmat.shape[0], offsets.shape[0], k["lanes"]))
+    dw = np.zeros((filters, channels, 1, kh, kw))
+    for b in range(3):
+        k["layout"](x, b, xs)
+        k["forward"](xs, wmat, offsets, out)
+        want = [sum(correlate(x[b, c, 0], w[f, c, 0], "valid") for c in range(2)) for f in range(7)]
+        got = out[:filters, : oh * width].reshape(filters, oh, width)[:, :, :ow]
+        np.testing.assert_allclose(got, np.stack(want), atol=1e-10)
+        g = rng.standard_normal((filters, oh, ow))
+        wide = np.zeros_like(out)
+        wide[:filters, : oh * width].reshape(filters, oh, width)[:, :, :ow] = g
+        k["filters_accumulate"](xs, wide, offsets, shares[0])
+        dw += filter_gradient_reference(
+            x[b : b + 1], g[None, :, None], (1, kh, kw), (1, 1, 1), (1, 1, 1)
+        )
+    np.testing.assert_allclose(k["filters_result"](shares, filters, channels), dw, atol=1e-10)

@@ -68,8 +68,6 @@ from .direct_corr import direct_applies, source_salt
 from .im2col import _PatchOp, output_lengths, patches_numpy
 from .opaque_calls import kernel_salt, node_loop_behind_call
 from .pool_op import MaxPoolNd, MaxPoolNdGrad
-from .wide_rows import FILTERS as WIDE_FILTERS
-from .wide_rows import TERMS as WIDE_TERMS
 from .wide_rows import wide_kernels
 
 __all__ = [
@@ -523,7 +521,11 @@ def _register_numba() -> None:
             kernels["filters_accumulate"],
             kernels["filters_result"],
         )
-        lanes = kernels["lanes"]
+        lanes, tile_filters, tile_terms = (
+            kernels["lanes"],
+            kernels["tile_filters"],
+            kernels["tile_terms"],
+        )
 
         def wide_filters_loop(x, argmax, g, offsets, shares):
             n = x.shape[0]
@@ -567,8 +569,8 @@ def _register_numba() -> None:
                 )
             filters, channels = g.shape[1], x.shape[1]
             terms = channels * kh * kw
-            padded_filters = -(-filters // WIDE_FILTERS) * WIDE_FILTERS
-            padded_terms = -(-terms // WIDE_TERMS) * WIDE_TERMS
+            padded_filters = -(-filters // tile_filters) * tile_filters
+            padded_terms = -(-terms // tile_terms) * tile_terms
             offsets = np.zeros(padded_terms, dtype=np.int64)
             for t in range(terms):
                 c, rest = divmod(t, kh * kw)

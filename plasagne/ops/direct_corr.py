@@ -48,11 +48,20 @@ from typing import Any
 import numpy as np
 import pytensor.tensor as pt  # noqa: F401  (the module example)
 
-from .simd import vadd, vector_lanes, vfma, vload, vsplat_at, vstore, vzero
+from .simd import vadd, vector_lanes, vector_registers, vfma, vload, vsplat_at, vstore, vzero
 
-__all__ = ["direct_applies", "tile_source", "direct_kernels", "direct_salt", "source_salt", "ROWS"]
+__all__ = [
+    "direct_applies",
+    "tile_source",
+    "direct_kernels",
+    "direct_salt",
+    "source_salt",
+    "tile_rows",
+    "ROWS",
+]
 
-#: Output positions (input-gradient: ``dx`` positions) per register tile.
+#: Output positions (input-gradient: ``dx`` positions) per register tile with 32 vector
+#: registers (AVX-512); half as many with 16 (:func:`tile_rows`).
 ROWS = 8
 
 #: How many parts the forward and input-gradient loops split a batch into (each part's
@@ -205,7 +214,19 @@ def {input_name}(gs, filters, row_stride, gy0, gy1, wg, t0, t_step, width, col, 
 """
 
 
-def _compile_tiles(numba_njit: Any, lanes: int) -> dict[str, Any]:
+def tile_rows() -> int:
+    """Rows per tile on this machine: :data:`ROWS` by two vectors of accumulators fit 32
+    registers with the loaded vectors; with 16 registers, half as many rows.
+
+    Examples
+    --------
+    >>> tile_rows() in (ROWS, ROWS // 2)
+    True
+    """
+    return ROWS if vector_registers() >= 32 else ROWS // 2
+
+
+def _compile_tiles(numba_njit: Any, lanes: int, rows: int) -> dict[str, Any]:
     """The tiles for 2 vectors and for 1 (the remainder), compiled by ``numba_njit``."""
     scope = {
         "vload": vload,
@@ -216,7 +237,7 @@ def _compile_tiles(numba_njit: Any, lanes: int) -> dict[str, Any]:
         "vadd": vadd,
     }
     for vectors in (2, 1):
-        source = tile_source(ROWS, vectors, lanes)
+        source = tile_source(rows, vectors, lanes)
         exec(compile(source, f"<plasagne direct tiles {vectors}x{lanes}>", "exec"), scope)
     return {name: numba_njit(scope[name]) for vectors in (2, 1) for name in _tile_names(vectors)}
 
@@ -225,8 +246,9 @@ def _padded(n: int, step: int) -> int:
     return -(-n // step) * step
 
 
-def direct_kernels(op: Any, numba_njit: Any, dtype: str) -> dict[str, Any]:
-    """The direct kernels' loops and helpers for ``op``'s kernel size and ``dtype``.
+def direct_kernels(op: Any, numba_njit: Any, dtype: str, rows: int | None = None) -> dict[str, Any]:
+    """The direct kernels' loops and helpers for ``op``'s kernel size and ``dtype``, with
+    tiles of ``rows`` positions (:func:`tile_rows` when None).
 
     Returns ``forward_loop(x, wk, offsets, out)``, ``filters_loop(x, g, offsets, shares,
     group)`` and ``input_loop(wg, g, dx)`` (``prange`` loops over examples or groups,
@@ -249,9 +271,9 @@ def direct_kernels(op: Any, numba_njit: Any, dtype: str) -> dict[str, Any]:
     _, kh, kw = op.kernel
     itemsize = np.dtype(dtype).itemsize
     lanes = vector_lanes(itemsize)
-    rows = ROWS
+    rows = rows or tile_rows()
     block = 2 * lanes
-    tiles = _compile_tiles(numba_njit, lanes)
+    tiles = _compile_tiles(numba_njit, lanes, rows)
     forward_2, filters_2, input_2 = (tiles[n] for n in _tile_names(2))
     forward_1, filters_1, input_1 = (tiles[n] for n in _tile_names(1))
     u = np.uint64

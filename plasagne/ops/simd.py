@@ -18,7 +18,8 @@ product).
 Indices are flat element offsets into the array's data, unchecked (no bounds check, no
 negative wraparound): the kernels that use them prove their indices in range.
 :func:`vector_lanes` says how many elements of a dtype fill one register of this
-machine (64 bytes with AVX-512, 32 with AVX2, 16 otherwise).
+machine (64 bytes with AVX-512, 32 with AVX2, 16 otherwise), :func:`vector_registers`
+how many registers there are (32 with AVX-512, else 16).
 
 Examples
 --------
@@ -43,7 +44,17 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-__all__ = ["Vec", "vzero", "vsplat_at", "vload", "vstore", "vfma", "vadd", "vector_lanes"]
+__all__ = [
+    "Vec",
+    "vzero",
+    "vsplat_at",
+    "vload",
+    "vstore",
+    "vfma",
+    "vadd",
+    "vector_lanes",
+    "vector_registers",
+]
 
 
 class Vec(types.Type):
@@ -238,3 +249,18 @@ def vector_lanes(itemsize: int) -> int:
     features = llvm.get_host_cpu_features()
     width = 64 if features.get("avx512f") else 32 if features.get("avx2") else 16
     return width // itemsize
+
+
+@cache
+def vector_registers() -> int:
+    """How many vector registers this machine has (32 with AVX-512, else 16): how many
+    accumulators a register tile may hold.
+
+    Examples
+    --------
+    >>> vector_registers() in (16, 32)
+    True
+    """
+    import llvmlite.binding as llvm
+
+    return 32 if llvm.get_host_cpu_features().get("avx512f") else 16

@@ -33,11 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from .simd import vadd, vector_lanes, vfma, vload, vsplat_at, vstore, vzero
+from .simd import vadd, vector_lanes, vector_registers, vfma, vload, vsplat_at, vstore, vzero
 
-__all__ = ["FILTERS", "VECTORS", "TERMS", "wide_tile_source", "wide_kernels"]
+__all__ = ["FILTERS", "VECTORS", "TERMS", "wide_tile_shape", "wide_tile_source", "wide_kernels"]
 
-#: Filters per tile (forward and filter gradient).
+#: Filters per tile (forward and filter gradient) with 32 vector registers; half as many
+#: with 16 (:func:`wide_tile_shape`).
 FILTERS = 4
 #: Vectors of output positions per forward tile.
 VECTORS = 4
@@ -103,7 +104,22 @@ def wide_filters_tile(xs, gw, positions, offsets, t0, padded_terms, f0, row, sha
 """
 
 
-def wide_kernels(op: Any, numba_njit: Any, dtype: str) -> dict[str, Any]:
+def wide_tile_shape() -> tuple[int, int, int]:
+    """``(filters, vectors, terms)`` per tile on this machine: 16 and 20 accumulators fit
+    32 registers with the loaded vectors; with 16 registers, half the filters.
+
+    Examples
+    --------
+    >>> wide_tile_shape() in ((FILTERS, VECTORS, TERMS), (FILTERS // 2, VECTORS, TERMS))
+    True
+    """
+    filters = FILTERS if vector_registers() >= 32 else FILTERS // 2
+    return filters, VECTORS, TERMS
+
+
+def wide_kernels(
+    op: Any, numba_njit: Any, dtype: str, shape: tuple[int, int, int] | None = None
+) -> dict[str, Any]:
     """The wide-row kernels for ``op``'s kernel size (stride and dilation 1) and ``dtype``.
 
     Returns ``operands(w, height, width)`` (weights as padded ``(filters, terms)`` rows
@@ -111,7 +127,9 @@ def wide_kernels(op: Any, numba_njit: Any, dtype: str) -> dict[str, Any]:
     scratch length), ``layout(x, b, xs)`` (example ``b`` into the scratch),
     ``forward(xs, wmat, offsets, out)`` (the wide output, ``(padded filters, padded
     positions)``), ``filters_accumulate(xs, gw, offsets, share)`` and
-    ``filters_result(shares, filters, channels)``.
+    ``filters_result(shares, filters, channels)``; and ``lanes``, ``tile_filters`` and
+    ``tile_terms`` (what the weights, shares and term offsets are padded to). Tiles are
+    ``shape`` (:func:`wide_tile_shape` when None).
 
     Examples
     --------
@@ -123,10 +141,12 @@ def wide_kernels(op: Any, numba_njit: Any, dtype: str) -> dict[str, Any]:
     """
     _, kh, kw = op.kernel
     lanes = vector_lanes(np.dtype(dtype).itemsize)
-    span = VECTORS * lanes
+    tile_filters, vectors, tile_terms = shape or wide_tile_shape()
+    span = vectors * lanes
     scope = {"vload": vload, "vstore": vstore, "vsplat_at": vsplat_at, "vzero": vzero}
     scope.update(vfma=vfma, vadd=vadd)
-    exec(compile(wide_tile_source(FILTERS, VECTORS, TERMS, lanes), "<wide tiles>", "exec"), scope)
+    source = wide_tile_source(tile_filters, vectors, tile_terms, lanes)
+    exec(compile(source, "<wide tiles>", "exec"), scope)
     forward_tile = numba_njit(scope["wide_forward_tile"])
     filters_tile = numba_njit(scope["wide_filters_tile"])
 
@@ -134,14 +154,14 @@ def wide_kernels(op: Any, numba_njit: Any, dtype: str) -> dict[str, Any]:
     def operands(w, height, width):
         filters, channels = w.shape[0], w.shape[1]
         terms = channels * kh * kw
-        padded_filters = -(-filters // FILTERS) * FILTERS
+        padded_filters = -(-filters // tile_filters) * tile_filters
         wmat = np.zeros((padded_filters, terms), dtype=w.dtype)
         for f in range(filters):
             for c in range(channels):
                 for i in range(kh):
                     for j in range(kw):
                         wmat[f, (c * kh + i) * kw + j] = w[f, c, 0, i, j]
-        offsets = np.zeros(-(-terms // TERMS) * TERMS, dtype=np.int64)
+        offsets = np.zeros(-(-terms // tile_terms) * tile_terms, dtype=np.int64)
         for c in range(channels):
             for i in range(kh):
                 for j in range(kw):
@@ -167,7 +187,7 @@ def wide_kernels(op: Any, numba_njit: Any, dtype: str) -> dict[str, Any]:
         padded_filters, positions = out.shape
         terms = wmat.shape[1]
         flat_w, flat_out = wmat.reshape(-1), out.reshape(-1)
-        for f0 in range(0, padded_filters, FILTERS):
+        for f0 in range(0, padded_filters, tile_filters):
             for p0 in range(0, positions, span):
                 forward_tile(xs, p0, offsets, flat_w, terms, f0, flat_out, positions)
 
@@ -177,8 +197,8 @@ def wide_kernels(op: Any, numba_njit: Any, dtype: str) -> dict[str, Any]:
         padded_filters, positions = gw.shape
         padded_terms = offsets.shape[0]
         flat_g, flat_share = gw.reshape(-1), share.reshape(-1)
-        for f0 in range(0, padded_filters, FILTERS):
-            for t0 in range(0, padded_terms, TERMS):
+        for f0 in range(0, padded_filters, tile_filters):
+            for t0 in range(0, padded_terms, tile_terms):
                 filters_tile(
                     xs, flat_g, positions, offsets, t0, padded_terms, f0, positions, flat_share
                 )
@@ -208,4 +228,6 @@ def wide_kernels(op: Any, numba_njit: Any, dtype: str) -> dict[str, Any]:
         "filters_accumulate": filters_accumulate,
         "filters_result": filters_result,
         "lanes": lanes,
+        "tile_filters": tile_filters,
+        "tile_terms": tile_terms,
     }
