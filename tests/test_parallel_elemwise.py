@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import numpy as np
 import pytensor
@@ -61,10 +62,10 @@ def softplus_numpy(x):
     return np.logaddexp(0.0, x.astype(np.float64))
 
 
-@pytest.fixture(scope="module")
-def compiled():
-    """Functions of vectors of any length, compiled once for the module: which of their
-    nodes got the parallel loop is recorded."""
+@contextmanager
+def recorded_lowerings():
+    """Record ``(Op type name, lowered)`` for each node the parallel lowering is asked
+    about while compiling inside."""
     lowered = []
     original = parallel_elemwise._lower
 
@@ -74,8 +75,18 @@ def compiled():
         return result
 
     parallel_elemwise._lower = recording
-    mode = fast_math_mode("NUMBA")
     try:
+        yield lowered
+    finally:
+        parallel_elemwise._lower = original
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    """Functions of vectors of any length, compiled once for the module: which of their
+    nodes got the parallel loop is recorded."""
+    mode = fast_math_mode("NUMBA")
+    with recorded_lowerings() as lowered:
         with pytensor.config.change_flags(floatX=F32):
             x, y, rho, g, m, v = (pt.vector(n, dtype=F32) for n in ("x", "y", "rho", "g", "m", "v"))
             t = pt.scalar("t", dtype=F32)
@@ -94,8 +105,6 @@ def compiled():
             # the same graphs with PyTensor's own lowering: the reference implementation
             pytensors = Mode(linker=NumbaLinker(), optimizer=mode.provided_optimizer)
             references = {k: pytensor.function(*g, mode=pytensors) for k, g in graphs.items()}
-    finally:
-        parallel_elemwise._lower = original
     return functions, lowered, references
 
 
@@ -177,20 +186,9 @@ def test_large_loop_without_fast_kernels():
     """A loop bound by memory over a parameter vector's known length (mu + sigma * eps)."""
     n = 2**20 + 3
     mu, sigma, eps = (pt.matrix(name, dtype=F32, shape=(1, n)) for name in ("mu", "s", "e"))
-    lowered = []
-    original = parallel_elemwise._lower
-
-    def recording(op, node):
-        result = original(op, node)
-        lowered.append(result is not None)
-        return result
-
-    parallel_elemwise._lower = recording
-    try:
+    with recorded_lowerings() as lowered:
         f = pytensor.function([mu, sigma, eps], mu + sigma * eps, mode=fast_math_mode("NUMBA"))
-    finally:
-        parallel_elemwise._lower = original
-    assert lowered == [True]
+    assert [done for _, done in lowered] == [True]
     rng = np.random.default_rng(5)
     values = [rng.standard_normal((1, n)).astype(F32) for _ in range(3)]
     want = values[0] + values[1] * values[2]
@@ -222,20 +220,9 @@ def test_sums_that_keep_the_channel_axis(keepdims):
     x, g = (pt.tensor(name, dtype=F32, shape=shape) for name in ("x", "g"))
     gated = (x >= 0) * g
     outputs = [gated, gated.sum(axis=(0, 2, 3), keepdims=keepdims)]
-    lowered = []
-    original = parallel_elemwise._lower
-
-    def recording(op, node):
-        result = original(op, node)
-        lowered.append((type(op).__name__, result is not None))
-        return result
-
-    parallel_elemwise._lower = recording
     mode = fast_math_mode("NUMBA")
-    try:
+    with recorded_lowerings() as lowered:
         f = pytensor.function([x, g], outputs, mode=mode)
-    finally:
-        parallel_elemwise._lower = original
     assert lowered == [("FusedElemwise", True)]
     rng = np.random.default_rng(11)
     xv, gv = (rng.standard_normal(shape).astype(F32) for _ in range(2))

@@ -48,7 +48,14 @@ from typing import Any
 import numpy as np
 import pytensor.tensor as pt  # noqa: F401  (the module example)
 
-from .simd import vadd, vector_lanes, vector_registers, vfma, vload, vsplat_at, vstore, vzero
+from .simd import (
+    accumulate_source,
+    fma_source,
+    intrinsics,
+    loads_source,
+    vector_lanes,
+    vector_registers,
+)
 
 __all__ = [
     "direct_applies",
@@ -138,50 +145,37 @@ def tile_source(rows: int, vectors: int, lanes: int) -> str:
     acc = [(r, v) for r in range(rows) for v in range(vectors)]
     zero = "; ".join(f"a{r}_{v} = vzero(wk[0], {lanes})" for r, v in acc)
     forward_name, filters_name, input_name = _tile_names(vectors)
-    loads = "; ".join(
-        f"w{v} = vload(wk, k * width + col + {v * lanes}, {lanes})" for v in range(vectors)
-    )
-    forward_terms = "\n".join(
-        f"        s = vsplat_at(xs, o + {r} * step, {lanes}); "
-        + "; ".join(f"a{r}_{v} = vfma(s, w{v}, a{r}_{v})" for v in range(vectors))
-        for r in range(rows)
-    )
+
+    def vector_loads(name: str, array: str, base: str) -> str:
+        loads = [(f"{name}{v}", f"{base} + {v * lanes}") for v in range(vectors)]
+        return loads_source(array, loads, lanes)
+
+    def row_updates(indent: str, splat: Any, vector: str) -> str:
+        return "\n".join(
+            fma_source(
+                indent,
+                "s",
+                f"vsplat_at({splat(r)}, {lanes})",
+                [(f"a{r}_{v}", f"{vector}{v}") for v in range(vectors)],
+            )
+            for r in range(rows)
+        )
+
+    def tile_targets(row_index: str) -> list[tuple[str, str]]:
+        return [(f"a{r}_{v}", f"{row_index.format(r=r)} + col + {v * lanes}") for r, v in acc]
+
+    loads = vector_loads("w", "wk", "k * width + col")
+    forward_terms = row_updates("        ", lambda r: f"xs, o + {r} * step", "w")
     forward_stores = "\n".join(
-        f"    vstore(out, at + {r} * width + col + {v * lanes}, a{r}_{v})" for r, v in acc
+        f"    vstore(out, {index}, {name})" for name, index in tile_targets("at + {r} * width")
     )
     offset_loads = "; ".join(f"o{r} = offsets[first + {r}]" for r in range(rows))
-    g_loads = "; ".join(
-        f"g{v} = vload(gs, p * width + col + {v * lanes}, {lanes})" for v in range(vectors)
-    )
-    filters_terms = "\n".join(
-        f"        s = vsplat_at(xs, b + o{r}, {lanes}); "
-        + "; ".join(f"a{r}_{v} = vfma(s, g{v}, a{r}_{v})" for v in range(vectors))
-        for r in range(rows)
-    )
-    filters_adds = "\n".join(
-        line
-        for r, v in acc
-        for line in (
-            f"    i = (first + {r}) * width + col + {v * lanes}",
-            f"    vstore(share, i, vadd(vload(share, i, {lanes}), a{r}_{v}))",
-        )
-    )
-    w_loads = "; ".join(
-        f"w{v} = vload(wg, t + f * width + col + {v * lanes}, {lanes})" for v in range(vectors)
-    )
-    input_terms = "\n".join(
-        f"            s = vsplat_at(gs, gb + {r} * filters + f, {lanes}); "
-        + "; ".join(f"a{r}_{v} = vfma(s, w{v}, a{r}_{v})" for v in range(vectors))
-        for r in range(rows)
-    )
-    input_adds = "\n".join(
-        line
-        for r, v in acc
-        for line in (
-            f"    i = at + {r} * width + col + {v * lanes}",
-            f"    vstore(dxs, i, vadd(vload(dxs, i, {lanes}), a{r}_{v}))",
-        )
-    )
+    g_loads = vector_loads("g", "gs", "p * width + col")
+    filters_terms = row_updates("        ", lambda r: f"xs, b + o{r}", "g")
+    filters_adds = accumulate_source("share", tile_targets("(first + {r}) * width"), lanes)
+    w_loads = vector_loads("w", "wg", "t + f * width + col")
+    input_terms = row_updates("            ", lambda r: f"gs, gb + {r} * filters + f", "w")
+    input_adds = accumulate_source("dxs", tile_targets("at + {r} * width"), lanes)
     return f"""\
 def {forward_name}(xs, base, step, offsets, terms, wk, width, col, out, at):
     {zero}
@@ -227,19 +221,27 @@ def tile_rows() -> int:
 
 
 def _compile_tiles(numba_njit: Any, lanes: int, rows: int) -> dict[str, Any]:
-    """The tiles for 2 vectors and for 1 (the remainder), compiled by ``numba_njit``."""
-    scope = {
-        "vload": vload,
-        "vstore": vstore,
-        "vsplat_at": vsplat_at,
-        "vzero": vzero,
-        "vfma": vfma,
-        "vadd": vadd,
-    }
+    """The tiles for 2 vectors and for 1, compiled by ``numba_njit``, and per kind a tile
+    taking either by its column (``forward_tile(..., width, col, ...)`` runs 2 vectors
+    from ``col`` when they fit in ``width``, else 1)."""
+    scope = intrinsics()
     for vectors in (2, 1):
         source = tile_source(rows, vectors, lanes)
         exec(compile(source, f"<plasagne direct tiles {vectors}x{lanes}>", "exec"), scope)
-    return {name: numba_njit(scope[name]) for vectors in (2, 1) for name in _tile_names(vectors)}
+    for vectors in (2, 1):
+        for name in _tile_names(vectors):
+            scope[name] = numba_njit(scope[name])
+    dispatchers = []
+    for kind_2, kind_1 in zip(_tile_names(2), _tile_names(1), strict=True):
+        code = scope[kind_2].py_func.__code__
+        params = ", ".join(code.co_varnames[: code.co_argcount])
+        dispatchers.append(
+            f"def {kind_2[:-2]}({params}):\n"
+            f"    if col + {2 * lanes} <= width:\n        {kind_2}({params})\n"
+            f"    else:\n        {kind_1}({params})\n"
+        )
+    exec(compile("\n".join(dispatchers), "<plasagne direct tile columns>", "exec"), scope)
+    return {name[:-2]: numba_njit(scope[name[:-2]]) for name in _tile_names(2)}
 
 
 def _padded(n: int, step: int) -> int:
@@ -274,8 +276,7 @@ def direct_kernels(op: Any, numba_njit: Any, dtype: str, rows: int | None = None
     rows = rows or tile_rows()
     block = 2 * lanes
     tiles = _compile_tiles(numba_njit, lanes, rows)
-    forward_2, filters_2, input_2 = (tiles[n] for n in _tile_names(2))
-    forward_1, filters_1, input_1 = (tiles[n] for n in _tile_names(1))
+    forward_tile, filters_tile, input_tile = (tiles[n[:-2]] for n in _tile_names(2))
     u = np.uint64
     padded = numba_njit(_padded)
 
@@ -337,14 +338,8 @@ def direct_kernels(op: Any, numba_njit: Any, dtype: str, rows: int | None = None
             for x0 in range(0, padded_ow, rows):
                 base = (y * width + x0) * channels
                 at = (y * padded_ow + x0) * padded_filters
-                col = 0
-                while col + block <= padded_filters:
-                    forward_2(
-                        xs, base, channels, offsets, terms, wk_flat, padded_filters, col, os, at
-                    )
-                    col += block
-                if col < padded_filters:
-                    forward_1(
+                for col in range(0, padded_filters, block):
+                    forward_tile(
                         xs, base, channels, offsets, terms, wk_flat, padded_filters, col, os, at
                     )
 
@@ -423,12 +418,8 @@ def direct_kernels(op: Any, numba_njit: Any, dtype: str, rows: int | None = None
             g_run = gs[p0 * padded_filters :]
             b_run = bases[p0:]
             for t in range(0, padded_terms, rows):
-                col = 0
-                while col + block <= padded_filters:
-                    filters_2(xs, b_run, n, offsets, t, g_run, padded_filters, col, share)
-                    col += block
-                if col < padded_filters:
-                    filters_1(xs, b_run, n, offsets, t, g_run, padded_filters, col, share)
+                for col in range(0, padded_filters, block):
+                    filters_tile(xs, b_run, n, offsets, t, g_run, padded_filters, col, share)
 
     @numba_njit
     def filters_result(shares, channels, filters):
@@ -499,25 +490,8 @@ def direct_kernels(op: Any, numba_njit: Any, dtype: str, rows: int | None = None
                     at = (y * width + x0 + j) * padded_channels
                     t0 = ((y - gy0) * kw + j) * filters * padded_channels
                     g_tile = gs[x0 * filters :]
-                    col = 0
-                    while col + block <= padded_channels:
-                        input_2(
-                            g_tile,
-                            filters,
-                            row,
-                            gy0,
-                            gy1,
-                            wg_flat,
-                            t0,
-                            t_step,
-                            padded_channels,
-                            col,
-                            dxs,
-                            at,
-                        )
-                        col += block
-                    if col < padded_channels:
-                        input_1(
+                    for col in range(0, padded_channels, block):
+                        input_tile(
                             g_tile,
                             filters,
                             row,

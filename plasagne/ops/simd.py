@@ -54,6 +54,10 @@ __all__ = [
     "vadd",
     "vector_lanes",
     "vector_registers",
+    "loads_source",
+    "fma_source",
+    "accumulate_source",
+    "intrinsics",
 ]
 
 
@@ -85,6 +89,21 @@ def _element_pointer(context: Any, builder: Any, array_type: Any, array: Any, in
     return builder.gep(data, [index])
 
 
+def _from_array(array: Any, index: Any, lanes: Any, make: Any) -> Any:
+    """Typing and code of an intrinsic ``(array, flat index, literal lanes) -> vector``
+    whose value ``make(builder, element pointer, vector type)`` builds (None until
+    ``lanes`` is a literal: Numba then retries with literals)."""
+    if not isinstance(lanes, types.IntegerLiteral):
+        return None
+    vector = Vec(array.dtype, lanes.literal_value)
+
+    def codegen(context, builder, sig, args):
+        pointer = _element_pointer(context, builder, sig.args[0], args[0], args[1])
+        return make(builder, pointer, context.get_value_type(vector))
+
+    return vector(array, index, lanes), codegen
+
+
 def _splat(builder: Any, vector_type: Any, value: Any) -> Any:
     lanes = vector_type.count
     one = builder.insert_element(
@@ -105,17 +124,11 @@ def vload(typingctx: Any, array: Any, index: Any, lanes: Any) -> Any:
     >>> a.tolist()
     [4.0, 5.0, 6.0, 7.0, 4.0, 5.0, 6.0, 7.0]
     """
-    if not isinstance(lanes, types.IntegerLiteral):
-        return None
-    vector = Vec(array.dtype, lanes.literal_value)
-    signature = vector(array, index, lanes)
 
-    def codegen(context, builder, sig, args):
-        pointer = _element_pointer(context, builder, sig.args[0], args[0], args[1])
-        vector_type = context.get_value_type(vector)
+    def load(builder, pointer, vector_type):
         return builder.load(builder.bitcast(pointer, vector_type.as_pointer()), align=1)
 
-    return signature, codegen
+    return _from_array(array, index, lanes, load)
 
 
 @intrinsic
@@ -150,16 +163,11 @@ def vsplat_at(typingctx: Any, array: Any, index: Any, lanes: Any) -> Any:
     >>> a.tolist()
     [3.0, 3.0, 3.0, 3.0]
     """
-    if not isinstance(lanes, types.IntegerLiteral):
-        return None
-    vector = Vec(array.dtype, lanes.literal_value)
-    signature = vector(array, index, lanes)
 
-    def codegen(context, builder, sig, args):
-        pointer = _element_pointer(context, builder, sig.args[0], args[0], args[1])
-        return _splat(builder, context.get_value_type(vector), builder.load(pointer))
+    def splat(builder, pointer, vector_type):
+        return _splat(builder, vector_type, builder.load(pointer))
 
-    return signature, codegen
+    return _from_array(array, index, lanes, splat)
 
 
 @intrinsic
@@ -264,3 +272,61 @@ def vector_registers() -> int:
     import llvmlite.binding as llvm
 
     return 32 if llvm.get_host_cpu_features().get("avx512f") else 16
+
+
+# Source snippets for generated register tiles (accumulators are local variables, so a
+# tile's code is written out for its size)
+
+
+def loads_source(array: str, loads: list[tuple[str, str]], lanes: int) -> str:
+    """One line loading each ``(name, flat index)`` of ``array`` as a vector.
+
+    Examples
+    --------
+    >>> loads_source("w", [("w0", "k"), ("w1", "k + 16")], 16)
+    'w0 = vload(w, k, 16); w1 = vload(w, k + 16, 16)'
+    """
+    return "; ".join(f"{name} = vload({array}, {index}, {lanes})" for name, index in loads)
+
+
+def fma_source(indent: str, factor: str, value: str, updates: list[tuple[str, str]]) -> str:
+    """One line: ``factor = value``, then ``acc = vfma(factor, other, acc)`` per
+    ``(acc, other)`` of ``updates``.
+
+    Examples
+    --------
+    >>> fma_source("", "s", "vsplat_at(x, 0, 4)", [("a0", "w0")])
+    's = vsplat_at(x, 0, 4); a0 = vfma(s, w0, a0)'
+    """
+    multiply_adds = "; ".join(f"{acc} = vfma({factor}, {other}, {acc})" for acc, other in updates)
+    return f"{indent}{factor} = {value}; {multiply_adds}"
+
+
+def accumulate_source(array: str, targets: list[tuple[str, str]], lanes: int) -> str:
+    """Lines (one level indented) adding each ``(accumulator, flat index)`` of ``targets``
+    into ``array``.
+
+    Examples
+    --------
+    >>> print(accumulate_source("out", [("a0", "8")], 8))
+        i = 8
+        vstore(out, i, vadd(vload(out, i, 8), a0))
+    """
+    return "\n".join(
+        f"    i = {index}\n    vstore({array}, i, vadd(vload({array}, i, {lanes}), {name}))"
+        for name, index in targets
+    )
+
+
+def intrinsics() -> dict[str, Any]:
+    """The intrinsics by name: the globals of generated tile source.
+
+    Examples
+    --------
+    >>> sorted(intrinsics())
+    ['vadd', 'vfma', 'vload', 'vsplat_at', 'vstore', 'vzero']
+    """
+    return {"vadd": vadd, "vfma": vfma, "vload": vload, "vsplat_at": vsplat_at} | {
+        "vstore": vstore,
+        "vzero": vzero,
+    }

@@ -33,7 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from .simd import vadd, vector_lanes, vector_registers, vfma, vload, vsplat_at, vstore, vzero
+from .simd import (
+    accumulate_source,
+    fma_source,
+    intrinsics,
+    loads_source,
+    vector_lanes,
+    vector_registers,
+)
 
 __all__ = ["FILTERS", "VECTORS", "TERMS", "wide_tile_shape", "wide_tile_source", "wide_kernels"]
 
@@ -58,10 +65,14 @@ def wide_tile_source(filters: int, vectors: int, terms: int, lanes: int) -> str:
     """
     fr, vr, tr = range(filters), range(vectors), range(terms)
     forward_zero = "; ".join(f"a{r}_{v} = vzero(xs[0], {lanes})" for r in fr for v in vr)
-    x_loads = "; ".join(f"x{v} = vload(xs, o + {v * lanes}, {lanes})" for v in vr)
+    x_loads = loads_source("xs", [(f"x{v}", f"o + {v * lanes}") for v in vr], lanes)
     forward_terms = "\n".join(
-        f"        s = vsplat_at(wmat, (f0 + {r}) * terms + t, {lanes}); "
-        + "; ".join(f"a{r}_{v} = vfma(s, x{v}, a{r}_{v})" for v in vr)
+        fma_source(
+            "        ",
+            "s",
+            f"vsplat_at(wmat, (f0 + {r}) * terms + t, {lanes})",
+            [(f"a{r}_{v}", f"x{v}") for v in vr],
+        )
         for r in fr
     )
     forward_stores = "\n".join(
@@ -69,21 +80,20 @@ def wide_tile_source(filters: int, vectors: int, terms: int, lanes: int) -> str:
     )
     filters_zero = "; ".join(f"a{r}_{k} = vzero(xs[0], {lanes})" for r in fr for k in tr)
     offset_loads = "; ".join(f"o{k} = offsets[t0 + {k}]" for k in tr)
-    g_loads = "; ".join(f"g{r} = vload(gw, (f0 + {r}) * row + p, {lanes})" for r in fr)
+    g_loads = loads_source("gw", [(f"g{r}", f"(f0 + {r}) * row + p") for r in fr], lanes)
     filters_terms = "\n".join(
-        f"        x = vload(xs, p + o{k}, {lanes}); "
-        + "; ".join(f"a{r}_{k} = vfma(g{r}, x, a{r}_{k})" for r in fr)
-        for k in tr
-    )
-    filters_adds = "\n".join(
-        line
-        for r in fr
-        for k in tr
-        for line in (
-            f"    i = ((f0 + {r}) * padded_terms + t0 + {k}) * {lanes}",
-            f"    vstore(share, i, vadd(vload(share, i, {lanes}), a{r}_{k}))",
+        fma_source(
+            "        ",
+            "x",
+            f"vload(xs, p + o{k}, {lanes})",
+            [(f"a{r}_{k}", f"g{r}") for r in fr],
         )
+        for k in tr
     )
+    targets = [
+        (f"a{r}_{k}", f"((f0 + {r}) * padded_terms + t0 + {k}) * {lanes}") for r in fr for k in tr
+    ]
+    filters_adds = accumulate_source("share", targets, lanes)
     return f"""\
 def wide_forward_tile(xs, p0, offsets, wmat, terms, f0, out, row):
     {forward_zero}
@@ -143,8 +153,7 @@ def wide_kernels(
     lanes = vector_lanes(np.dtype(dtype).itemsize)
     tile_filters, vectors, tile_terms = shape or wide_tile_shape()
     span = vectors * lanes
-    scope = {"vload": vload, "vstore": vstore, "vsplat_at": vsplat_at, "vzero": vzero}
-    scope.update(vfma=vfma, vadd=vadd)
+    scope = intrinsics()
     source = wide_tile_source(tile_filters, vectors, tile_terms, lanes)
     exec(compile(source, "<wide tiles>", "exec"), scope)
     forward_tile = numba_njit(scope["wide_forward_tile"])
