@@ -126,6 +126,11 @@ def test_direct_kernels_raise_on_mismatched_shapes():
         f(x, w, np.ones((2, 9, 1, 4, 3)))
     with pytest.raises(ValueError, match="input smaller than the kernel"):
         f(np.ones((2, 8, 1, 2, 5)), w, np.ones((2, 9, 1, 0, 3)))
+    x_ = pt.tensor("x", dtype="float64", shape=(None, 8, 1, None, None))
+    w_ = pt.tensor("w", dtype="float64", shape=(9, 8, 1, None, None))
+    forward = pytensor.function([x_, w_], ChunkedCorr((1, 3, 3), *UNIT)(x_, w_), mode="NUMBA")
+    with pytest.raises(ValueError, match="ChunkedCorr: filters or input differ from the kernel"):
+        forward(x, np.ones((9, 8, 1, 3, 2)))
 
 
 def test_which_nodes_the_direct_kernels_serve():

@@ -434,12 +434,15 @@ def _register_numba() -> None:
         if direct is not None:
             kernels, loop, salt = direct
             forward_operands = kernels["forward_operands"]
+            _, op_kh, op_kw = op.kernel
 
             @numba_njit
             def direct_corr(x, w):
-                if w.shape[1] != x.shape[1] or w.shape[2] != 1 or x.shape[2] != 1:
+                if w.shape[1] != x.shape[1]:
                     raise ValueError("ChunkedCorr: filters' channels differ from the input's")
-                if x.shape[3] < w.shape[3] or x.shape[4] < w.shape[4]:
+                if w.shape[2:] != (1, op_kh, op_kw) or x.shape[2] != 1:
+                    raise ValueError("ChunkedCorr: filters or input differ from the kernel size")
+                if x.shape[3] < op_kh or x.shape[4] < op_kw:
                     raise ValueError("chunked correlation: input smaller than the kernel")
                 x = np.ascontiguousarray(x)
                 wk, offsets, oh, ow = forward_operands(x, w)
@@ -619,6 +622,8 @@ def _register_numba() -> None:
                     or w.shape[1] != channels
                 ):
                     raise ValueError("ChunkedCorrGradInput: gradient does not match the output")
+                if w.shape[2:] != (1, op_kh, op_kw):
+                    raise ValueError("ChunkedCorrGradInput: filters differ from the kernel size")
                 dx = np.empty(like.shape, dtype=w.dtype)
                 loop(input_operands(w), np.ascontiguousarray(g), dx)
                 return dx

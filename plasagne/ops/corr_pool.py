@@ -496,8 +496,10 @@ def _register_numba() -> None:
 
         @numba_njit
         def wide_corr_max_pool(x, w):
-            if w.shape[1] != x.shape[1] or w.shape[2] != 1 or x.shape[2] != 1:
+            if w.shape[1] != x.shape[1]:
                 raise ValueError("ChunkedCorrMaxPool: filters' channels differ from the input's")
+            if w.shape[2:] != (1, kh, kw) or x.shape[2] != 1:
+                raise ValueError("ChunkedCorrMaxPool: filters or input differ from the kernel size")
             if x.shape[3] < kh or x.shape[4] < kw:
                 raise ValueError("ChunkedCorrMaxPool: input smaller than the dilated kernel")
             x = np.ascontiguousarray(x)
