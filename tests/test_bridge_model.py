@@ -138,6 +138,37 @@ def test_errors_name_the_problem():
         build_model(lambda p: None, X, y, priors=GaussWeights())
 
 
+@pytest.mark.parametrize("noise", ["dropout", "gaussian"])
+def test_noise_layers_are_refused_unless_deterministic(noise):
+    """A dropout or Gaussian-noise layer draws noise that PyMC's log-density cannot hold:
+    build_model names the layer and the way out; with deterministic=True they pass their
+    input through and the model matches the network without them."""
+    from plasagne.layers import DropoutLayer, GaussianNoiseLayer
+
+    def build(init):
+        hidden = DenseLayer(InputLayer((None, 2)), 3, W=init, b=init, nonlinearity=tanh, name="h")
+        noisy = (
+            DropoutLayer(hidden, p=0.5, name="drop")
+            if noise == "dropout"
+            else GaussianNoiseLayer(hidden, sigma=0.3, name="jitter")
+        )
+        return DenseLayer(noisy, 2, W=init, b=init, nonlinearity=softmax, name="out")
+
+    X, y = np.random.default_rng(0).random((4, 2)), np.array([0, 1, 0, 1])
+    name = "DropoutLayer 'drop'" if noise == "dropout" else "GaussianNoiseLayer 'jitter'"
+    with pytest.raises(
+        ValueError, match=f"build_model: {name} draws random noise.*deterministic=True"
+    ):
+        build_model(build, X, y, priors=GaussWeights())
+    bnet = build_model(build, X, y, priors=GaussWeights(), deterministic=True)
+    plain = build_model(_mlp(2, 3, 2, softmax), X, y, priors=GaussWeights())
+    point = _random_point(bnet.model, np.random.default_rng(1))
+    assert set(point) == set(plain.model.initial_point())  # the same names: h.*, out.*
+    np.testing.assert_allclose(
+        bnet.model.compile_logp()(point), plain.model.compile_logp()(point), rtol=1e-10
+    )
+
+
 def test_data_rows_must_fit_the_input_layer():
     """Rows of another shape than the input layer declares are refused by build_model
     and fit, with the layer's name, before any graph is built."""

@@ -29,6 +29,37 @@ __all__ = ["BayesianNetwork", "build_model", "LIKELIHOODS", "softmax_logits", "s
 LIKELIHOODS = ("categorical", "bernoulli", "normal")
 
 
+def _check_no_noise(model: pm.Model, layer: Any, output: Any) -> None:
+    """Raise when the network's output draws random noise that is not one of the model's
+    variables (a dropout or Gaussian-noise layer): PyMC's log-density cannot hold it, and
+    its own error names neither the layer nor the way out."""
+    from pytensor.graph.traversal import ancestors
+    from pytensor.tensor.random.op import RandomVariable
+
+    known = set(model.basic_RVs)
+    noise = [
+        v
+        for v in ancestors([output])
+        if v.owner is not None and isinstance(v.owner.op, RandomVariable) and v not in known
+    ]
+    if not any(v is v.owner.outputs[1] for v in noise):
+        return
+    from ..layers.helper import get_all_layers
+    from ..layers.noise import DropoutLayer, GaussianNoiseLayer
+
+    noisy = [
+        f"{type(l).__name__} {l.name!r}" if l.name else type(l).__name__
+        for l in get_all_layers(layer)
+        if isinstance(l, DropoutLayer | GaussianNoiseLayer)
+    ]
+    where = ", ".join(noisy) if noisy else "a layer of the network"
+    raise ValueError(
+        f"build_model: {where} draws random noise in the network's output, which PyMC's "
+        "log-density cannot hold; build the model with deterministic=True (the layers "
+        "pass their input through) or without those layers"
+    )
+
+
 def softmax_logits(output: Any) -> Any | None:
     """The logits ``x`` if ``output`` is ``softmax(x)`` over its last axis, else None.
 
@@ -330,6 +361,7 @@ def build_model(
         input_data = pm.Data("X_batch", X[:batch_size].astype(floatx))
         target_data = pm.Data("y_batch", y[:batch_size].astype(y_dtype))
         output = get_output(layer, input_data, deterministic=deterministic)
+        _check_no_noise(model, layer, output)
         logits = None
         extra: dict = {}
         if likelihood == "categorical":
