@@ -69,9 +69,9 @@ from .im2col import (
     patches_numpy,
 )
 from .opaque_calls import kernel_salt, node_loop_behind_call
-from .simd import vector_lanes
 
 __all__ = [
+    "uses_direct_kernels",
     "ChunkedCorr",
     "ChunkedCorrGradFilters",
     "ChunkedCorrGradInput",
@@ -120,6 +120,31 @@ def static_lengths(op: Any, spatial: tuple) -> tuple:
         n = None if size is None else output_lengths((size,), (k,), (s,), (d,))[0]
         lengths.append(n if n is not None and n >= 1 else None)
     return tuple(lengths)
+
+
+def uses_direct_kernels(node: Apply) -> bool:
+    """Whether Numba runs ``node`` (of a chunked Op) with the direct SIMD kernels of
+    :mod:`plasagne.ops.direct_corr`: their settings (:func:`direct_applies`), and the axis
+    their vectors run along (the filters for the forward, the channels for the gradients)
+    not known to be narrower than 8 (the chunked kernels were faster for the gradients of
+    the post's one-channel first layer).
+
+    Examples
+    --------
+    >>> x = pt.tensor("x", shape=(None, 1, 1, None, None))
+    >>> w = pt.tensor("w", shape=(32, 1, 1, 5, 5))
+    >>> uses_direct_kernels(ChunkedCorr((1, 5, 5), (1, 1, 1), (1, 1, 1))(x, w).owner)
+    True
+    >>> g = pt.tensor("g", shape=(None, 32, 1, None, None))
+    >>> uses_direct_kernels(ChunkedCorrGradFilters((1, 5, 5), (1, 1, 1), (1, 1, 1))(x, g).owner)
+    False
+    """
+    op = node.op
+    if isinstance(op, ChunkedCorr):
+        width = node.inputs[1].type.shape[0]  # the filters
+    else:
+        width = node.inputs[0].type.shape[1]  # the channels (of x, or of the filters w)
+    return direct_applies(op, node) and (width is None or width >= 8)
 
 
 def _as_product_rows(g: np.ndarray) -> np.ndarray:
@@ -408,14 +433,10 @@ def _register_numba() -> None:
         spec = [(None, ndim) for ndim in ndims] + ["int64"]
         return node_loop_behind_call(op, node, salt, loop, numba_njit, parallel, spec, True)
 
-    def direct_pieces(op, node, which, loop_spec, wide):
-        """The direct kernels for ``node`` when they serve it (:func:`direct_applies`, and
-        the axis ``wide = (input, axis)`` that its vectors or terms run along not known to
-        be narrower than 8: the chunked kernels were faster for the gradients of the
-        post's one-channel first layer), with the loop ``which`` behind a C call; else
-        None."""
-        width = node.inputs[wide[0]].type.shape[wide[1]]
-        if not direct_applies(op, node) or (width is not None and width < 8):
+    def direct_pieces(op, node, which, loop_spec):
+        """The direct kernels for ``node`` when they serve it (:func:`uses_direct_kernels`),
+        with the loop ``which`` behind a C call; else None."""
+        if not uses_direct_kernels(node):
             return None
         parallel = parallel_kernels()
         # its own cache entries, keyed by the direct kernels' source as well
@@ -429,7 +450,7 @@ def _register_numba() -> None:
     @register_funcify_default_op_cache_key(ChunkedCorr)
     def numba_chunked_corr(op, node=None, **kwargs):
         direct = direct_pieces(
-            op, node, "forward_loop", [(None, 5), (None, 2), ("int64", 1), (None, 5)], (1, 0)
+            op, node, "forward_loop", [(None, 5), (None, 2), ("int64", 1), (None, 5)]
         )
         if direct is not None:
             kernels, loop, salt = direct
@@ -501,7 +522,6 @@ def _register_numba() -> None:
             node,
             "filters_loop",
             [(None, 5), (None, 5), ("int64", 1), (None, 3), "int64"],
-            (0, 1),
         )
         if direct is not None:
             kernels, loop, salt = direct
@@ -510,7 +530,6 @@ def _register_numba() -> None:
                 kernels["filters_result"],
             )
             _, op_kh, op_kw = op.kernel
-            filter_lanes = vector_lanes(np.dtype(node.outputs[0].dtype).itemsize)
 
             @numba_njit
             def direct_corr_grad_filters(x, g):
@@ -519,11 +538,7 @@ def _register_numba() -> None:
                 if g.shape[0] != batch or g.shape[2:] != (1, oh, ow) or x.shape[2] != 1:
                     raise ValueError("ChunkedCorrGradFilters: gradient does not match the output")
                 x, g = np.ascontiguousarray(x), np.ascontiguousarray(g)
-                offsets, group = filters_operands(x, g)
-                padded_filters = -(-filters // filter_lanes) * filter_lanes
-                shares = np.empty(
-                    (-(-batch // group), offsets.shape[0], padded_filters), dtype=x.dtype
-                )
+                offsets, group, shares = filters_operands(x, g)
                 loop(x, g, offsets, shares, group)
                 return filters_result(shares, channels, filters)
 
@@ -605,7 +620,7 @@ def _register_numba() -> None:
 
     @register_funcify_default_op_cache_key(ChunkedCorrGradInput)
     def numba_chunked_corr_grad_input(op, node=None, **kwargs):
-        direct = direct_pieces(op, node, "input_loop", [(None, 2), (None, 5), (None, 5)], (0, 1))
+        direct = direct_pieces(op, node, "input_loop", [(None, 2), (None, 5), (None, 5)])
         if direct is not None:
             kernels, loop, salt = direct
             input_operands = kernels["input_operands"]

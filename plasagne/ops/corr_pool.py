@@ -523,11 +523,7 @@ def _register_numba() -> None:
             kernels["filters_accumulate"],
             kernels["filters_result"],
         )
-        lanes, tile_filters, tile_terms = (
-            kernels["lanes"],
-            kernels["tile_filters"],
-            kernels["tile_terms"],
-        )
+        filters_operands = kernels["filters_operands"]
 
         def wide_filters_loop(x, argmax, g, offsets, shares):
             n = x.shape[0]
@@ -570,16 +566,8 @@ def _register_numba() -> None:
                     "pooled output"
                 )
             filters, channels = g.shape[1], x.shape[1]
-            terms = channels * kh * kw
-            padded_filters = -(-filters // tile_filters) * tile_filters
-            padded_terms = -(-terms // tile_terms) * tile_terms
-            offsets = np.zeros(padded_terms, dtype=np.int64)
-            for t in range(terms):
-                c, rest = divmod(t, kh * kw)
-                i, j = divmod(rest, kw)
-                offsets[t] = (c * x.shape[3] + i) * x.shape[4] + j
             blocks = max(1, min(x.shape[0], _BLOCKS))
-            shares = np.empty((blocks, padded_filters, padded_terms, lanes), dtype=x.dtype)
+            offsets, shares = filters_operands(x, filters, blocks)
             all_blocks(
                 np.ascontiguousarray(x),
                 np.ascontiguousarray(argmax),

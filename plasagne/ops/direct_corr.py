@@ -255,7 +255,8 @@ def direct_kernels(op: Any, numba_njit: Any, dtype: str, rows: int | None = None
     Returns ``forward_loop(x, wk, offsets, out)``, ``filters_loop(x, g, offsets, shares,
     group)`` and ``input_loop(wg, g, dx)`` (``prange`` loops over examples or groups,
     arrays C-contiguous) and the host-side ``forward_operands(x, w)``,
-    ``filters_operands(x, g)``, ``filters_result(shares, channels, filters)`` and
+    ``filters_operands(x, g) -> (offsets, group, shares)``,
+    ``filters_result(shares, channels, filters)`` and
     ``input_operands(w)`` that prepare their operands; and the pieces other kernels
     build on: ``channels_last``, ``term_offsets``, ``forward_product`` and
     ``filters_accumulate``.
@@ -368,7 +369,8 @@ def direct_kernels(op: Any, numba_njit: Any, dtype: str, rows: int | None = None
 
     @numba_njit
     def filters_operands(x, g):
-        """The terms' offsets (:func:`term_offsets`) and how many examples make a group."""
+        """The terms' offsets (:func:`term_offsets`), how many examples make a group, and
+        the groups' shares to fill, ``(groups, padded terms, padded filters)``."""
         channels, height, w_in = x.shape[1], x.shape[3], x.shape[4]
         offsets = term_offsets(channels, w_in)
         padded_filters = padded(g.shape[1], lanes)
@@ -376,7 +378,9 @@ def direct_kernels(op: Any, numba_njit: Any, dtype: str, rows: int | None = None
         per_example = max(1, (height * w_in * channels + positions * padded_filters) * x.itemsize)
         # at least eight groups (two threads' work balances), whatever the thread count
         group = max(1, min(-(-x.shape[0] // 8), GROUP_BYTES // per_example))
-        return offsets, group
+        groups = -(-x.shape[0] // group)
+        shares = np.empty((groups, offsets.shape[0], padded_filters), dtype=x.dtype)
+        return offsets, group, shares
 
     def filters_loop(x, g, offsets, shares, group):
         channels, height, w_in = x.shape[1], x.shape[3], x.shape[4]

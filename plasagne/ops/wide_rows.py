@@ -137,8 +137,8 @@ def wide_kernels(
     scratch length), ``layout(x, b, xs)`` (example ``b`` into the scratch),
     ``forward(xs, wmat, offsets, out)`` (the wide output, ``(padded filters, padded
     positions)``), ``filters_accumulate(xs, gw, offsets, share)`` and
-    ``filters_result(shares, filters, channels)``; and ``lanes``, ``tile_filters`` and
-    ``tile_terms`` (what the weights, shares and term offsets are padded to). Tiles are
+    ``filters_operands(x, filters, blocks) -> (offsets, shares)`` and
+    ``filters_result(shares, filters, channels)``; and ``lanes``. Tiles are
     ``shape`` (:func:`wide_tile_shape` when None).
 
     Examples
@@ -160,22 +160,38 @@ def wide_kernels(
     filters_tile = numba_njit(scope["wide_filters_tile"])
 
     @numba_njit
-    def operands(w, height, width):
-        filters, channels = w.shape[0], w.shape[1]
+    def term_offsets(channels, height, width):
+        """Each ``(c, i, j)`` term's offset in an example, padded to whole tiles."""
         terms = channels * kh * kw
-        padded_filters = -(-filters // tile_filters) * tile_filters
-        wmat = np.zeros((padded_filters, terms), dtype=w.dtype)
-        for f in range(filters):
-            for c in range(channels):
-                for i in range(kh):
-                    for j in range(kw):
-                        wmat[f, (c * kh + i) * kw + j] = w[f, c, 0, i, j]
         offsets = np.zeros(-(-terms // tile_terms) * tile_terms, dtype=np.int64)
         for c in range(channels):
             for i in range(kh):
                 for j in range(kw):
                     offsets[(c * kh + i) * kw + j] = (c * height + i) * width + j
-        return wmat, offsets
+        return offsets
+
+    @numba_njit
+    def padded_filters(filters):
+        return -(-filters // tile_filters) * tile_filters
+
+    @numba_njit
+    def operands(w, height, width):
+        filters, channels = w.shape[0], w.shape[1]
+        wmat = np.zeros((padded_filters(filters), channels * kh * kw), dtype=w.dtype)
+        for f in range(filters):
+            for c in range(channels):
+                for i in range(kh):
+                    for j in range(kw):
+                        wmat[f, (c * kh + i) * kw + j] = w[f, c, 0, i, j]
+        return wmat, term_offsets(channels, height, width)
+
+    @numba_njit
+    def filters_operands(x, filters, blocks):
+        """The terms' offsets and the blocks' shares to fill, ``(blocks, padded filters,
+        padded terms, lanes)``."""
+        offsets = term_offsets(x.shape[1], x.shape[3], x.shape[4])
+        shape = (blocks, padded_filters(filters), offsets.shape[0], lanes)
+        return offsets, np.empty(shape, dtype=x.dtype)
 
     @numba_njit
     def sizes(shape):
@@ -234,9 +250,8 @@ def wide_kernels(
         "sizes": sizes,
         "layout": layout,
         "forward": forward,
+        "filters_operands": filters_operands,
         "filters_accumulate": filters_accumulate,
         "filters_result": filters_result,
         "lanes": lanes,
-        "tile_filters": tile_filters,
-        "tile_terms": tile_terms,
     }
