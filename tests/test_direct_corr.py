@@ -65,6 +65,20 @@ def check_direct(batch, channels, filters, kernel, spatial, dtype, seed):
     np.testing.assert_allclose(got_dx, dx, rtol=tol, atol=tol * np.sqrt(filters * terms))
 
 
+def assert_float64_references(x, w, g, got):
+    """``got = (out, dw, dx)`` of a stride-1 float64 correlation against the references."""
+    kernel = (1, *w.shape[3:])
+    np.testing.assert_allclose(
+        got[0], correlate_reference(x, w, (1, 1, 1), [(0, 0)] * 3, (1, 1, 1)), atol=1e-10
+    )
+    np.testing.assert_allclose(
+        got[1], filter_gradient_reference(x, g, kernel, (1, 1, 1), (1, 1, 1)), atol=1e-10
+    )
+    np.testing.assert_allclose(
+        got[2], input_gradient_reference(w, g, x.shape, (1, 1, 1), (1, 1, 1)), atol=1e-10
+    )
+
+
 @st.composite
 def direct_configs(draw):
     lanes = vector_lanes(4)
@@ -111,15 +125,7 @@ def test_direct_kernels_on_an_empty_batch_and_strided_inputs(kernel_threads):
     w = rng.standard_normal((9, 8, 1, 3, 3))
     g = rng.standard_normal((4, 9, 1, 4, 10))[..., ::2]
     got_out, got_dw, got_dx = f(x, w, g)
-    np.testing.assert_allclose(
-        got_out, correlate_reference(x, w, (1, 1, 1), [(0, 0)] * 3, (1, 1, 1)), atol=1e-10
-    )
-    np.testing.assert_allclose(
-        got_dw, filter_gradient_reference(x, g, (1, 3, 3), (1, 1, 1), (1, 1, 1)), atol=1e-10
-    )
-    np.testing.assert_allclose(
-        got_dx, input_gradient_reference(w, g, x.shape, (1, 1, 1), (1, 1, 1)), atol=1e-10
-    )
+    assert_float64_references(x, w, g, (got_out, got_dw, got_dx))
 
 
 def test_direct_kernels_raise_on_mismatched_shapes():
@@ -177,15 +183,7 @@ def test_narrow_gradients_stay_with_the_chunked_kernels():
     x, w = rng.standard_normal((2, 1, 1, 6, 6)), rng.standard_normal((12, 1, 1, 3, 3))
     g = rng.standard_normal((2, 12, 1, 4, 4))
     got_out, got_dw, got_dx = f(x, w, g)
-    np.testing.assert_allclose(
-        got_out, correlate_reference(x, w, (1, 1, 1), [(0, 0)] * 3, (1, 1, 1)), atol=1e-10
-    )
-    np.testing.assert_allclose(
-        got_dw, filter_gradient_reference(x, g, (1, 3, 3), (1, 1, 1), (1, 1, 1)), atol=1e-10
-    )
-    np.testing.assert_allclose(
-        got_dx, input_gradient_reference(w, g, x.shape, (1, 1, 1), (1, 1, 1)), atol=1e-10
-    )
+    assert_float64_references(x, w, g, (got_out, got_dw, got_dx))
 
 
 def test_the_salt_follows_the_source():
